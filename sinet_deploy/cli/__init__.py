@@ -1,0 +1,1 @@
+"""The typer CLI: the only place in the package that prints or exits."""

@@ -1,0 +1,63 @@
+"""``sinet-deploy`` entry point.
+
+Each command group lives in its own module with a ``register(app)`` function; those modules
+import heavy libraries only inside their command functions so that ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+import typer
+
+from sinet_deploy.errors import SinetDeployError
+
+app = typer.Typer(
+    name="sinet-deploy",
+    help="Convert SINet to ONNX/TFLite/CoreML, benchmark it, and prove every runtime computes "
+    "the same thing.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+#: Modules under ``sinet_deploy.cli`` that contribute commands, in help order.
+COMMAND_MODULES = (
+    "info_cmd",
+    "predict_cmd",
+    "weights_cmd",
+    "export_cmd",
+    "parity_cmd",
+    "bench_cmd",
+    "device_cmd",
+    "android_cmd",
+    "env_cmd",
+)
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"sinet_deploy.cli.{_name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; map library errors to one line and the documented exit code."""
+    try:
+        rv = app(args=argv, standalone_mode=False)
+    except SinetDeployError as exc:
+        from sinet_deploy.cli.output import error
+
+        error(exc.one_line())
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        error_line = "aborted"
+        print(error_line, file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as exc:
+        # Usage errors (unknown option, missing argument): click's own message, exit 2.
+        exc.show()
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)

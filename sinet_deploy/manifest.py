@@ -1,0 +1,95 @@
+"""The JSON sidecar written beside every artifact (CONTRACTS.md, "Artifacts").
+
+Apps, the device runner and ``parity`` read the manifest instead of repeating constants: input
+size, dtype, layout, quantization and the meaning of the output all live here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sinet_deploy.errors import ArtifactError
+
+SCHEMA_VERSION = 1
+
+#: File suffix of each artifact format; a CoreML ML program is a directory (``.mlpackage``).
+FORMAT_SUFFIX = {"onnx": ".onnx", "tflite": ".tflite", "coreml": ".mlpackage"}
+
+
+def artifact_name(height: int, width: int, precision: str, fmt: str) -> str:
+    """``sinet_<H>x<W>_<precision>.<ext>``, e.g. ``sinet_224x224_int8.tflite``."""
+    return f"sinet_{height}x{width}_{precision}{FORMAT_SUFFIX[fmt]}"
+
+
+def manifest_path(artifact: Path) -> Path:
+    """``<same stem>.json`` beside the artifact (works for ``.mlpackage`` directories too)."""
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.stem + ".json")
+
+
+def sha256_path(path: Path) -> str:
+    """sha256 of a file, or of a directory's files (relative names and contents, sorted)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for child in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(child.relative_to(path).as_posix().encode())
+            digest.update(b"\0")
+            digest.update(_file_digest(child).encode())
+        return digest.hexdigest()
+    return _file_digest(path)
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary name in the same folder, then rename: never half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False, default=str)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_manifest(artifact: Path, manifest: dict[str, Any]) -> Path:
+    """Write the sidecar for ``artifact``; fills in ``schema_version`` and ``artifact_sha256``."""
+    data = {"schema_version": SCHEMA_VERSION, **manifest}
+    data["artifact"] = Path(artifact).name
+    data["artifact_sha256"] = sha256_path(artifact)
+    out = manifest_path(artifact)
+    write_json_atomic(out, data)
+    return out
+
+
+def read_manifest(artifact: Path) -> dict[str, Any]:
+    """The manifest of an artifact; :class:`ArtifactError` when it is missing or unreadable."""
+    path = manifest_path(Path(artifact))
+    if not path.is_file():
+        raise ArtifactError(
+            f"no manifest {path.name} beside {Path(artifact).name}",
+            hint="artifacts made by `sinet-deploy export` carry one; re-export the model",
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"manifest {path} is not valid JSON ({exc})",
+                            hint="re-export the model") from None
+    if not isinstance(data, dict):
+        raise ArtifactError(f"manifest {path} is not a JSON object", hint="re-export the model")
+    return data
