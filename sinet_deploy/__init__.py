@@ -14,7 +14,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-def load_model(weights: str = "official", *, deploy: bool = False, **config: Any) -> torch.nn.Module:
+def load_model(
+    weights: str = "official", *, deploy: bool = False, **config: Any
+) -> torch.nn.Module:
     """The reference SINet in eval mode (see ``sinet_deploy.models.load_model``)."""
     from sinet_deploy.models import load_model as _load
 

@@ -64,7 +64,8 @@ class ParityGateError(SinetDeployError):
 
     exit_code = 3
 
-    def __init__(self, message: str, *, metrics: dict[str, object] | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, metrics: dict[str, object] | None = None, hint: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.metrics = metrics or {}

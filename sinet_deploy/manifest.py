@@ -88,8 +88,9 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"manifest {path} is not valid JSON ({exc})",
-                            hint="re-export the model") from None
+        raise ArtifactError(
+            f"manifest {path} is not valid JSON ({exc})", hint="re-export the model"
+        ) from None
     if not isinstance(data, dict):
         raise ArtifactError(f"manifest {path} is not a JSON object", hint="re-export the model")
     return data

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import sys
 
-import click
 import typer
 
 from sinet_deploy.errors import SinetDeployError
@@ -42,22 +41,16 @@ for _name in COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; map library errors to one line and the documented exit code."""
+    """Run the CLI; map library errors to one line and the documented exit code.
+
+    Usage errors (unknown option, missing argument) are typer's own: message and exit 2.
+    """
     try:
-        rv = app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="sinet-deploy")
     except SinetDeployError as exc:
         from sinet_deploy.cli.output import error
 
         error(exc.one_line())
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        error_line = "aborted"
-        print(error_line, file=sys.stderr)
-        sys.exit(130)
-    except click.ClickException as exc:
-        # Usage errors (unknown option, missing argument): click's own message, exit 2.
-        exc.show()
-        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
-    sys.exit(rv if isinstance(rv, int) else 0)

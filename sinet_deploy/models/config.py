@@ -12,9 +12,16 @@ ModuleBranches = tuple[Branch, Branch]
 
 #: Branch configs of the released model (SINET_SPEC.md), level 2 first then level 3.
 OFFICIAL_BRANCHES: tuple[ModuleBranches, ...] = (
-    ((3, 1), (5, 1)), ((3, 1), (3, 1)),
-    ((3, 1), (5, 1)), ((3, 1), (3, 1)), ((5, 1), (3, 2)), ((5, 2), (3, 4)),
-    ((3, 1), (3, 1)), ((5, 1), (5, 1)), ((3, 2), (3, 4)), ((3, 1), (5, 2)),
+    ((3, 1), (5, 1)),
+    ((3, 1), (3, 1)),
+    ((3, 1), (5, 1)),
+    ((3, 1), (3, 1)),
+    ((5, 1), (3, 2)),
+    ((5, 2), (3, 4)),
+    ((3, 1), (3, 1)),
+    ((5, 1), (5, 1)),
+    ((3, 2), (3, 4)),
+    ((3, 1), (5, 2)),
 )
 
 
@@ -34,17 +41,21 @@ class SINetConfig:
 
     def __post_init__(self) -> None:
         if self.classes < 1 or self.p < 1 or self.q < 1 or self.chnn < 1:
-            raise UserInputError(f"invalid SINet config {self.summary()}: classes, p, q, chnn "
-                                 "must be positive")
+            raise UserInputError(
+                f"invalid SINet config {self.summary()}: classes, p, q, chnn must be positive"
+            )
         if len(self.branches) != self.p + self.q:
             raise UserInputError(
                 f"SINet config has {len(self.branches)} branch configs for p + q = "
-                f"{self.p + self.q} S2 modules", hint="give one ((k1, a1), (k2, a2)) per module")
+                f"{self.p + self.q} S2 modules",
+                hint="give one ((k1, a1), (k2, a2)) per module",
+            )
         for pair in self.branches:
             for k, a in pair:
                 if k % 2 != 1 or a not in (1, 2, 4):
-                    raise UserInputError(f"bad S2 branch (k={k}, a={a}): k must be odd, "
-                                         "a one of 1, 2, 4")
+                    raise UserInputError(
+                        f"bad S2 branch (k={k}, a={a}): k must be odd, a one of 1, 2, 4"
+                    )
 
     @property
     def d1(self) -> int:
@@ -70,8 +81,10 @@ class SINetConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(kwargs) - known)
         if unknown:
-            raise UserInputError(f"unknown SINet config option(s): {', '.join(unknown)}",
-                                 hint=f"known options: {', '.join(sorted(known))}")
+            raise UserInputError(
+                f"unknown SINet config option(s): {', '.join(unknown)}",
+                hint=f"known options: {', '.join(sorted(known))}",
+            )
         if "branches" in kwargs:
             kwargs["branches"] = tuple(tuple(tuple(b) for b in m) for m in kwargs["branches"])
         return cls(**kwargs)
@@ -90,7 +103,8 @@ def check_input_size(height: int, width: int) -> tuple[int, int]:
             lo = max(SIZE_MULTIPLE, (max(v, 1) // SIZE_MULTIPLE) * SIZE_MULTIPLE)
             raise InputSizeError(
                 f"input size {height}x{width} is not a multiple of {SIZE_MULTIPLE}",
-                hint=f"SINet pools 32x; use e.g. {lo} or {lo + SIZE_MULTIPLE}")
+                hint=f"SINet pools 32x; use e.g. {lo} or {lo + SIZE_MULTIPLE}",
+            )
     return height, width
 
 
@@ -105,6 +119,7 @@ def parse_input_size(text: str) -> tuple[int, int]:
         else:
             raise ValueError
     except ValueError:
-        raise InputSizeError(f"cannot read input size {text!r}",
-                             hint="write it as HxW, e.g. 224x224 or 256x320") from None
+        raise InputSizeError(
+            f"cannot read input size {text!r}", hint="write it as HxW, e.g. 224x224 or 256x320"
+        ) from None
     return check_input_size(h, w)

@@ -51,14 +51,15 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageError(f"image {p} is empty (0 bytes)", hint="re-copy or re-export the file")
     try:
         with Image.open(p) as im:
-            im = ImageOps.exif_transpose(im)
-            return _to_rgb8(im)
+            return _to_rgb8(ImageOps.exif_transpose(im))
     except UnidentifiedImageError:
-        raise ImageError(f"{p} is not an image Pillow can read",
-                         hint="use JPEG, PNG, BMP, WebP or TIFF") from None
+        raise ImageError(
+            f"{p} is not an image Pillow can read", hint="use JPEG, PNG, BMP, WebP or TIFF"
+        ) from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"cannot decode image {p}: {exc}",
-                         hint="the file may be truncated or corrupt") from None
+        raise ImageError(
+            f"cannot decode image {p}: {exc}", hint="the file may be truncated or corrupt"
+        ) from None
 
 
 def _to_rgb8(im: Any) -> np.ndarray:
@@ -140,9 +141,13 @@ def list_images(folder: str | Path) -> list[Path]:
     """Image files directly in ``folder``, sorted; :class:`ImageError` if there are none."""
     d = Path(folder)
     if not d.is_dir():
-        raise ImageError(f"image folder {d} does not exist or is not a directory",
-                         hint="pass a folder of JPEG/PNG images")
+        raise ImageError(
+            f"image folder {d} does not exist or is not a directory",
+            hint="pass a folder of JPEG/PNG images",
+        )
     files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise ImageError(f"no images in {d}", hint=f"expected files ending {', '.join(IMAGE_SUFFIXES)}")
+        raise ImageError(
+            f"no images in {d}", hint=f"expected files ending {', '.join(IMAGE_SUFFIXES)}"
+        )
     return files

@@ -81,8 +81,11 @@ class SqueezeBlock(nn.Module):
         if divide > 1:
             hidden = channels // divide
             self.dense = nn.Sequential(
-                nn.Linear(channels, hidden), nn.PReLU(hidden),
-                nn.Linear(hidden, channels), nn.PReLU(channels))
+                nn.Linear(channels, hidden),
+                nn.PReLU(hidden),
+                nn.Linear(hidden, channels),
+                nn.PReLU(channels),
+            )
         else:
             self.dense = nn.Sequential(nn.Linear(channels, channels), nn.PReLU(channels))
 
@@ -121,7 +124,9 @@ class S2Block(nn.Module):
             nn.Conv2d(n_in, n_in, k, 1, (k - 1) // 2, groups=n_in, bias=False),
             nn.BatchNorm2d(n_in, eps=BN_EPS),
         )
-        self.act_conv1x1 = nn.Sequential(nn.PReLU(n_in), nn.Conv2d(n_in, n_out, 1, 1, 0, bias=False))
+        self.act_conv1x1 = nn.Sequential(
+            nn.PReLU(n_in), nn.Conv2d(n_in, n_out, 1, 1, 0, bias=False)
+        )
         self.bn = nn.BatchNorm2d(n_out, eps=BN_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,8 +139,15 @@ class S2Block(nn.Module):
 class S2Module(nn.Module):
     """grouped 1×1 → channel shuffle → two S2 blocks on the same tensor → concat → (+x) → BR."""
 
-    def __init__(self, n_in: int, n_out: int, residual: bool,
-                 branches: tuple[tuple[int, int], tuple[int, int]]) -> None:
+    shuffle: torch.Tensor
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        residual: bool,
+        branches: tuple[tuple[int, int], tuple[int, int]],
+    ) -> None:
         super().__init__()
         n = n_out // 2
         extra = n_out - 2 * n
@@ -164,12 +176,14 @@ class Encoder(nn.Module):
         self.level2_0 = SESeparableCBR(12, d1, 3, 2, divide=1)
         self.level2 = nn.ModuleList(
             S2Module(d1 if i == 0 else d2, d2, residual=i > 0, branches=cfg.branches[i])
-            for i in range(cfg.p))
+            for i in range(cfg.p)
+        )
         self.BR2 = BR(d1 + d2)
         self.level3_0 = SESeparableCBR(d1 + d2, d2, 3, 2, divide=2)
         self.level3 = nn.ModuleList(
             S2Module(d2 if i == 0 else d3, d3, residual=i > 0, branches=cfg.branches[cfg.p + i])
-            for i in range(cfg.q))
+            for i in range(cfg.q)
+        )
         self.BR3 = BR(d2 + d3)
         self.classifier = C(d2 + d3, cfg.classes, 1, 1)
 
@@ -200,7 +214,8 @@ class SINet(nn.Module):
         # classifier.0 is the parameter-free bilinear ×2 of the authors' nn.Sequential.
         self.classifier = nn.Sequential(
             nn.UpsamplingBilinear2d(scale_factor=2),
-            nn.Conv2d(cfg.classes, cfg.classes, 3, 1, 1, bias=False))
+            nn.Conv2d(cfg.classes, cfg.classes, 3, 1, 1, bias=False),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         enc, out2 = self.encoder(x)
