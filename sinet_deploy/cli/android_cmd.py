@@ -1,9 +1,57 @@
-"""Commands of this group are being built (see the open issues); nothing is registered yet."""
+"""``sinet-deploy android-assets``: the model + manifest the Android demo bundles."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from sinet_deploy.cli.output import console, print_json
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``android-assets`` to ``app``."""
+    app.command("android-assets")(android_assets)
+
+
+def android_assets(
+    out: Path = typer.Option(
+        None, "--out", help="Assets folder (default: android_demo/app/src/main/assets)."
+    ),
+    weights: str = typer.Option("official", help="'official', 'random' or a checkpoint path."),
+    input_size: str = typer.Option("224x224", "--input-size", help="HxW, multiples of 32."),
+    precision: str = typer.Option(
+        "fp32", "--precision", help="fp32, fp16, int8w (weight-only) or int8 (full integer)."
+    ),
+    calib: Path = typer.Option(None, "--calib", help="Calibration images (int8)."),
+    force: bool = typer.Option(False, "--force", help="Export even if an up-to-date pair exists."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
+) -> None:
+    """Export (or reuse) the TFLite model and its manifest for the Android demo app.
+
+    The model is parity-gated like `export`; a failed gate puts nothing in the folder (exit 3).
+    Exit codes: 0 ok; 2 bad input or missing converter; 3 parity gate failed.
+    """
+    from sinet_deploy.android_assets import default_out, prepare_android_assets
+    from sinet_deploy.cli.progress import progress_bar
+    from sinet_deploy.models.config import parse_input_size
+
+    size = parse_input_size(input_size)
+    dest = out if out is not None else default_out()
+    with progress_bar() as bar:
+        assets = prepare_android_assets(
+            dest,
+            weights=weights,
+            input_size=size,
+            precision=precision,
+            calib=calib,
+            force=force,
+            progress=bar,
+        )
+    if as_json:
+        print_json(assets.as_dict())
+        return
+    state = "up to date, reused" if assets.reused else "exported, parity gate passed"
+    console.print(f"model     {assets.model}  ({state})")
+    console.print(f"manifest  {assets.manifest}")
+    console.print("next: cd android_demo && ./gradlew installDebug  (see android_demo/README.md)")

@@ -1,0 +1,120 @@
+"""The one tolerance registry: how close each (format, precision) must stay to PyTorch fp32.
+
+Keys are ``(format, precision)``: formats ``onnx``, ``tflite``, ``coreml``; precisions ``fp32``,
+``fp16``, ``int8w`` (weight-only int8, "dynamic range": weights stored as int8, activations in
+float) and ``int8`` (full-integer: weights and activations int8, calibrated). Each entry says why
+its numbers are what they are. Tests, the export gate and ``parity`` all read this table; none
+of them hard-codes its own threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sinet_deploy.errors import UserInputError
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Bounds on :func:`sinet_deploy.benchmarks.metrics.aggregate` statistics.
+
+    ``None`` means "not checked". ``max_abs_prob_diff`` is an upper bound, the others lower
+    bounds.
+    """
+
+    why: str
+    max_abs_prob_diff: float | None = None
+    mean_iou: float | None = None
+    min_iou: float | None = None
+    pixel_agreement: float | None = None
+
+    def failures(self, stats: Mapping[str, Any]) -> list[str]:
+        """Human-readable violations (empty when ``stats`` is within bounds)."""
+        out = []
+        if self.max_abs_prob_diff is not None and not (
+            stats["max_abs_prob_diff"] <= self.max_abs_prob_diff
+        ):
+            out.append(
+                f"max |Δ prob| {stats['max_abs_prob_diff']:.3g} > {self.max_abs_prob_diff:g}"
+            )
+        for key in ("mean_iou", "min_iou", "pixel_agreement"):
+            bound = getattr(self, key)
+            if bound is not None and not (stats[key] >= bound):
+                out.append(f"{key} {stats[key]:.5f} < {bound:g}")
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+_FP32_WHY = (
+    "same math in float32; only operation order and fused kernels differ, measured ~1e-6 on "
+    "SINet, so 1e-4 leaves headroom yet catches any real graph change"
+)
+
+TOLERANCES: dict[tuple[str, str], Tolerance] = {
+    # --- float32: the graph must compute the same function --------------------------------
+    ("onnx", "fp32"): Tolerance(_FP32_WHY, max_abs_prob_diff=1e-4),
+    ("tflite", "fp32"): Tolerance(_FP32_WHY, max_abs_prob_diff=1e-4),
+    # --- reduced precision weights: the mask must not move -----------------------------------
+    # fp16 weights (dequantized to fp32 at load by LiteRT/XNNPACK) perturb logits by ~1e-3
+    # relative; pixels near p = 0.5 may flip, nothing else may.
+    ("tflite", "fp16"): Tolerance(
+        "fp16 weights flip only boundary pixels", mean_iou=0.995, min_iou=0.995
+    ),
+    ("onnx", "fp16"): Tolerance(
+        "fp16 weights flip only boundary pixels", mean_iou=0.995, min_iou=0.995
+    ),
+    # Weight-only int8 (dynamic range): per-channel int8 weights, float activations; SINet's
+    # ~87K weights are few and depthwise-heavy, yet the masks stayed within IoU 0.995.
+    ("tflite", "int8w"): Tolerance(
+        "int8 weights, float activations: boundary pixels only", mean_iou=0.995, min_iou=0.995
+    ),
+    # --- full-integer int8 (weights + activations, calibrated) --------------------------------
+    # Owned by the int8 quantization work; activation quantization of a 87K-parameter net costs
+    # real accuracy (Qualcomm AI Hub: EG1800 mIoU 90.7 torch vs 89.8 w8a8), so the gate looks at
+    # the mask statistics, with a worst-image floor to catch a single broken portrait.
+    ("tflite", "int8"): Tolerance(
+        "w8a8 full-integer: calibrated activation quantization",
+        mean_iou=0.985,
+        min_iou=0.90,
+        pixel_agreement=0.993,
+    ),
+    ("onnx", "int8"): Tolerance(
+        "w8a8 QDQ full-integer: calibrated activation quantization",
+        mean_iou=0.985,
+        min_iou=0.90,
+        pixel_agreement=0.993,
+    ),
+    # --- CoreML (owned by the CoreML work) ----------------------------------------------------
+    # Off macOS only the reference evaluator (coreml-reference) can run. An fp32 ML program is
+    # the same math in float32: measured max |Δ prob| 9.7e-6 on SINet's gate inputs, once the
+    # converter stopped coremltools from turning x*a+b into batch_norm(epsilon=1e-5) (that alone
+    # moved it to 2.2e-4). The mask bound is the issue's acceptance figure.
+    ("coreml", "fp32"): Tolerance("ML program in fp32: op reordering only", mean_iou=0.999,
+                                  max_abs_prob_diff=1e-4),
+    # fp16 compute precision (the CoreML default) rounds every activation, not just weights:
+    # measured max |Δ prob| 8e-3 and mean IoU 0.9993 on the gate, so only masks are bounded.
+    ("coreml", "fp16"): Tolerance("fp16 activations and weights", mean_iou=0.995),
+    # int8 weights (linear symmetric, per output channel, every conv) on fp16 compute:
+    # measured mean IoU 0.9945 on the gate portraits and 0.998 on data/calib.
+    ("coreml", "int8"): Tolerance("int8 weights on fp16 compute", mean_iou=0.99),
+}
+
+
+def tolerance_for(fmt: str, precision: str) -> Tolerance:
+    """The registered tolerance; :class:`UserInputError` for a pair nobody registered."""
+    try:
+        return TOLERANCES[(fmt, precision)]
+    except KeyError:
+        known = ", ".join(f"{f}/{p}" for f, p in sorted(TOLERANCES))
+        raise UserInputError(
+            f"no parity tolerance registered for {fmt}/{precision}", hint=f"known: {known}"
+        ) from None
+
+
+def register_tolerance(fmt: str, precision: str, tolerance: Tolerance) -> None:
+    """Add or replace an entry (for converters added by plugins; keep the ``why``)."""
+    TOLERANCES[(fmt, precision)] = tolerance

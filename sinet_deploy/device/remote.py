@@ -1,0 +1,156 @@
+"""The device side of a run: the per-run folder, the benchmark_model command line, and what
+its exit status and warnings mean.
+
+The folder ``/data/local/tmp/sinet_deploy/run-<time>-<random>`` is private to one run, so
+parallel runs never collide, and removing it (plus the parent when empty) leaves the device as
+it was. Runs use ``--min_secs=0 --warmup_min_secs=0`` so that ``--runs N`` means exactly N timed
+runs, not "N, or more until a second has passed" (the tool's default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import signal
+import time
+from collections.abc import Sequence
+
+from sinet_deploy.device.adb import Adb, quote
+from sinet_deploy.device.bench_output import unconsumed_flags
+from sinet_deploy.errors import DeviceError
+
+REMOTE_BASE = "/data/local/tmp/sinet_deploy"
+DELEGATE_FLAG = {
+    "cpu": "--use_xnnpack=false",
+    "xnnpack": "--use_xnnpack=true",
+    "gpu": "--use_gpu=true",
+    "nnapi": "--use_nnapi=true",
+}
+
+
+class RemoteDir:
+    """The per-run folder on the device; :meth:`remove` survives a device that dropped off."""
+
+    def __init__(self, adb: Adb, serial: str, base: str = REMOTE_BASE) -> None:
+        self.adb = adb
+        self.serial = serial
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.path = f"{base}/run-{stamp}-{secrets.token_hex(3)}"
+        self.base = base
+
+    def file(self, name: str) -> str:
+        return f"{self.path}/{name}"
+
+    def create(self, *subdirs: str) -> None:
+        paths = " ".join(quote(self.file(s) if s else self.path) for s in ("", *subdirs))
+        res = self.adb.shell(self.serial, f"mkdir -p {paths}")
+        if res.rc != 0:
+            raise DeviceError(
+                f"cannot create {self.path} on {self.serial}: {(res.err or res.out).strip()[:200]}",
+                hint="check that /data/local/tmp is writable (`adb shell ls -ld /data/local/tmp`)",
+            )
+
+    def remove(self) -> str | None:
+        """Delete the folder; the reason as text if that was impossible, else ``None``."""
+        for attempt in range(2):
+            try:
+                res = self.adb.shell(
+                    self.serial,
+                    f"rm -rf {quote(self.path)}; rmdir {quote(self.base)} 2>/dev/null; true",
+                )
+                if res.rc == 0:
+                    return None
+                return (res.err or res.out).strip()[:200] or f"rm exited {res.rc}"
+            except DeviceError as exc:
+                if attempt:
+                    return exc.one_line()
+                self._reconnect()
+        return "unreachable"
+
+    def _reconnect(self) -> None:
+        # A dropped network device (Wi-Fi adb, a device farm, the simulator) is reconnected by
+        # the adb server on its own within a second or two; `adb connect` speeds that up.
+        if ":" in self.serial:
+            with contextlib.suppress(DeviceError):
+                self.adb.connect(self.serial, timeout=10)
+        self.adb.wait_online(self.serial, timeout=15)
+
+
+def _signal_name(rc: int) -> str:
+    try:
+        return signal.Signals(rc - 128).name
+    except ValueError:
+        return f"signal {rc - 128}"
+
+
+def check_run(res_rc: int, text: str, what: str, serial: str) -> None:
+    """Turn a failed benchmark_model run into a one-line :class:`DeviceError`."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    last = next((ln for ln in reversed(lines) if "error" in ln.lower() or "not " in ln), None)
+    last = last or (lines[-1] if lines else "no output")
+    if res_rc in (126, 127):
+        if "ELF" in text:
+            raise DeviceError(
+                f"{serial} cannot execute the benchmark binary: {last[-160:]}",
+                hint="pass a benchmark_model built for the device's ABI",
+            )
+        raise DeviceError(
+            f"{serial} cannot execute the benchmark binary: {last[-160:]}",
+            hint="check that /data/local/tmp allows execution on this device",
+        )
+    if res_rc > 128:
+        raise DeviceError(
+            f"benchmark_model crashed on {serial} during {what} "
+            f"({_signal_name(res_rc)}, exit {res_rc})",
+            hint="try another benchmark_model build, fewer threads or "
+            "--delegate cpu; `adb logcat` shows the crash",
+        )
+    if res_rc != 0:
+        raise DeviceError(
+            f"benchmark_model failed on {serial} during {what} (exit {res_rc}): {last[-160:]}",
+            hint="rerun with --keep and look at the output above",
+        )
+
+
+def unknown_flag(parsed_unconsumed: list[str], flag: str) -> bool:
+    """Whether benchmark_model reported ``flag`` among its unconsumed (unknown) flags."""
+    return any(u.startswith(flag + "=") or u == flag for u in parsed_unconsumed)
+
+
+def bench_command(
+    binary: str,
+    model: str,
+    *,
+    threads: int,
+    delegate: str,
+    runs: int,
+    warmup: int,
+    taskset: str | None = None,
+    extra: Sequence[str] = (),
+) -> str:
+    """The shell command for one benchmark_model run (``runs`` timed, exactly: min_secs=0)."""
+    flags = [
+        f"--graph={quote(model)}",
+        f"--num_threads={threads}",
+        DELEGATE_FLAG[delegate],
+        f"--warmup_runs={warmup}",
+        f"--num_runs={runs}",
+        "--warmup_min_secs=0",
+        "--min_secs=0",
+        *extra,
+    ]
+    prefix = f"taskset {taskset} " if taskset else ""
+    return f"{prefix}{quote(binary)} " + " ".join(flags) + " 2>&1"
+
+
+def check_parity_flags(text: str, serial: str) -> None:
+    """A one-line error when the binary ignored the flags on-device parity depends on."""
+    unconsumed = unconsumed_flags(text)
+    for flag in ("--output_filepath", "--input_layer_value_files"):
+        if unknown_flag(unconsumed, flag):
+            raise DeviceError(
+                f"the benchmark_model on {serial} is too old for on-device parity: "
+                f"it does not know {flag}",
+                hint="use a current LiteRT benchmark_model (android_aarch64 "
+                "nightly or a 2023+ release), or drop --parity",
+            )

@@ -1,0 +1,255 @@
+"""LiteRT (TensorFlow Lite) sessions, and what a ``.tflite`` graph contains.
+
+``ai-edge-litert`` is the maintained runtime; ``tflite-runtime`` stopped at 2.14 and fails to
+load models under NumPy 2, so it is only a fallback for users who have nothing else. The default
+XNNPACK delegate stays on: it is what phones and desktops use, and MediaPipe's selfie segmenter
+(a peer) runs its custom op only through it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sinet_deploy.errors import ArtifactError, MissingDependencyError, UserInputError
+from sinet_deploy.runtimes.base import (
+    Session,
+    TensorSpec,
+    contract_from_manifest,
+    guess_layout,
+    spatial_size,
+)
+
+#: ``provider`` values: ``cpu``/``xnnpack`` keep LiteRT's default XNNPACK delegate;
+#: ``reference`` runs the builtin kernels only (no delegate).
+PROVIDERS = ("cpu", "xnnpack", "reference")
+
+
+def interpreter_class() -> tuple[Any, Any, str]:
+    """``(Interpreter, OpResolverType or None, package name)`` from the best installed runtime."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        return Interpreter, OpResolverType, "ai-edge-litert"
+    except ImportError:
+        pass
+    try:  # pragma: no cover - only where the user has nothing newer
+        from tflite_runtime.interpreter import Interpreter as LegacyInterpreter
+
+        try:
+            from tflite_runtime.interpreter import OpResolverType as LegacyResolver
+        except ImportError:
+            LegacyResolver = None
+        return LegacyInterpreter, LegacyResolver, "tflite-runtime"
+    except ImportError:
+        raise MissingDependencyError(
+            "no TFLite runtime installed (ai-edge-litert)",
+            hint="pip install 'sinet-deploy[tflite]'",
+        ) from None
+
+
+def _spec(detail: dict[str, Any]) -> TensorSpec:
+    shape = tuple(int(d) for d in detail["shape"])
+    scale, zero = detail.get("quantization", (0.0, 0))
+    quant = (float(scale), int(zero)) if scale else None
+    return TensorSpec(
+        detail["name"], shape, np.dtype(detail["dtype"]).name, guess_layout(shape), quant
+    )
+
+
+class LiteRTSession(Session):
+    """A LiteRT ``Interpreter`` behind the :class:`Session` contract."""
+
+    runtime = "litert"
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict[str, Any] | None,
+        *,
+        threads: int = 1,
+        provider: str = "cpu",
+    ) -> None:
+        if provider not in PROVIDERS:
+            raise UserInputError(
+                f"unknown LiteRT provider {provider!r}", hint=f"use one of {', '.join(PROVIDERS)}"
+            )
+        interpreter, resolver, self.package = interpreter_class()
+        kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": threads}
+        if provider == "reference" and resolver is not None:
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            with _without_info_logs():
+                self.interpreter = interpreter(**kwargs)
+                self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ArtifactError(
+                f"LiteRT cannot load {path.name}: {str(exc).splitlines()[0]}",
+                hint="re-export the model; peers with custom ops need the "
+                "default XNNPACK delegate (provider 'cpu')",
+            ) from None
+        self._in = self.interpreter.get_input_details()
+        self._out = self.interpreter.get_output_details()
+        inputs = [_spec(d) for d in self._in]
+        outputs = [_spec(d) for d in self._out]
+        contract = contract_from_manifest(manifest, inputs, outputs)
+        super().__init__(path.name, spatial_size(contract.inputs[0]), manifest, contract)
+        self.path = path
+        self.threads = threads
+        self.provider = provider
+
+    def run_native(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        it = self.interpreter
+        for detail, x in zip(self._in, inputs, strict=True):
+            it.set_tensor(detail["index"], x)
+        it.invoke()
+        # get_tensor copies: the interpreter reuses its buffers on the next invoke.
+        return [it.get_tensor(d["index"]) for d in self._out]
+
+    def delegation(self) -> dict[str, Any]:
+        """How the default delegate split this graph (see :func:`delegate_partitions`)."""
+        return delegate_partitions(self.interpreter)
+
+
+@contextmanager
+def _without_info_logs() -> Iterator[None]:
+    """Drop LiteRT's C++ ``INFO:`` lines ("Created TensorFlow Lite XNNPACK delegate for CPU.").
+
+    They are written straight to file descriptor 2, past Python's ``sys.stderr``, and would
+    land in the middle of a command's output. Anything else written meanwhile (warnings,
+    errors) is passed on to stderr unchanged.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreters): leave it alone
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            rest = [
+                ln
+                for ln in sink.read().decode(errors="replace").splitlines(keepends=True)
+                if not ln.startswith("INFO: ")
+            ]
+            if rest:
+                sys.stderr.write("".join(rest))
+
+
+# --- graph inspection -----------------------------------------------------------------------
+
+
+def _schema() -> Any:
+    from ai_edge_litert import schema_py_generated as schema
+
+    return schema
+
+
+def read_model_object(data: bytes) -> Any:
+    """Parse a ``.tflite`` flatbuffer into the mutable object API (``ModelT``)."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    try:
+        return flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    except Exception as exc:  # flatbuffers raises assorted errors on garbage
+        raise ArtifactError(
+            f"not a readable TFLite flatbuffer ({type(exc).__name__})", hint="re-export the model"
+        ) from None
+
+
+def op_counts(path_or_bytes: Path | bytes) -> dict[str, int]:
+    """Builtin (and custom) operator counts of every subgraph, e.g. ``{"CONV_2D": 39, …}``."""
+    data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
+    schema = _schema()
+    model = read_model_object(data)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    counts: Counter[str] = Counter()
+    for subgraph in model.subgraphs or []:
+        for op in subgraph.operators or []:
+            code = model.operatorCodes[op.opcodeIndex]
+            # deprecatedBuiltinCode holds codes < 127 in older files; the larger one is right.
+            builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+            if builtin == schema.BuiltinOperator.CUSTOM:
+                name = code.customCode
+                counts[f"CUSTOM:{name.decode() if isinstance(name, bytes) else name}"] += 1
+            else:
+                counts[names.get(builtin, str(builtin))] += 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def delegate_partitions(interpreter: Any) -> dict[str, Any]:
+    """Count delegate partitions and the ops left on the builtin CPU kernels.
+
+    LiteRT's "Replacing N out of M node(s) with delegate … yielding K partitions" line is not
+    printed by the release builds, so this reads the node list instead: after delegation each
+    partition is one extra ``DELEGATE`` node, and the ops still executed outside it are found by
+    walking back from the graph outputs and the partitions' inputs.
+    """
+    ops = interpreter._get_ops_details()
+    delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
+    original = [op for op in ops if op["op_name"] != "DELEGATE"]
+    if not delegates:
+        return {
+            "xnnpack_partitions": 0,
+            "xnnpack_compute_partitions": 0,
+            "delegated_ops": 0,
+            "total_ops": len(original),
+            "undelegated_ops": dict(Counter(op["op_name"] for op in original)),
+        }
+    produced_by = {int(t): op for op in original for t in op["outputs"]}
+    delegate_out = {int(t) for op in delegates for t in op["outputs"]}
+    needed = [int(d["index"]) for d in interpreter.get_output_details()]
+    needed += [int(t) for op in delegates for t in op["inputs"]]
+    cpu_ops: dict[int, dict[str, Any]] = {}
+    while needed:
+        t = needed.pop()
+        op = produced_by.get(t)
+        if t in delegate_out or op is None or op["index"] in cpu_ops:
+            continue
+        cpu_ops[op["index"]] = op
+        needed.extend(int(i) for i in op["inputs"] if i >= 0)
+    # A partition that only reads constants (fp16 models: the DEQUANTIZE of every weight) runs
+    # once at load; count the ones on the input's path separately.
+    dynamic = {int(d["index"]) for d in interpreter.get_input_details()}
+    changed = True
+    while changed:
+        changed = False
+        for op in original:
+            if any(int(t) in dynamic for t in op["inputs"]) and not all(
+                int(t) in dynamic for t in op["outputs"]
+            ):
+                dynamic.update(int(t) for t in op["outputs"])
+                changed = True
+    compute = [op for op in delegates if any(int(t) in dynamic for t in op["inputs"])]
+    return {
+        "xnnpack_partitions": len(delegates),
+        "xnnpack_compute_partitions": len(compute),
+        "delegated_ops": len(original) - len(cpu_ops),
+        "total_ops": len(original),
+        "undelegated_ops": dict(Counter(op["op_name"] for op in cpu_ops.values())),
+    }
+
+
+def analyze(path: Path, *, threads: int = 1) -> dict[str, Any]:
+    """``op_counts``, ``transpose_ops`` and the XNNPACK delegation of a ``.tflite`` file."""
+    counts = op_counts(Path(path))
+    session = LiteRTSession(Path(path), None, threads=threads)
+    return {
+        "op_counts": counts,
+        "transpose_ops": counts.get("TRANSPOSE", 0),
+        **session.delegation(),
+    }
