@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "export_cmd",
     "parity_cmd",
     "bench_cmd",
+    "pipeline_cmd",
     "device_cmd",
     "android_cmd",
     "env_cmd",

@@ -1,9 +1,133 @@
-"""Commands of this group are being built (see the open issues); nothing is registered yet."""
+"""``sinet-deploy bench``: desktop latency of artifacts and peers, interleaved, side by side."""
 
 from __future__ import annotations
 
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from sinet_deploy.cli.output import err_console, print_json
+from sinet_deploy.errors import ArtifactError, UserInputError
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    app.command("bench")(bench)
+
+
+def parse_threads(text: str) -> list[int]:
+    """``"1,2"`` → ``[1, 2]``; one-line error for anything that is not positive integers."""
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v < 1 for v in values):
+        raise UserInputError(
+            f"cannot read --threads {text!r}",
+            hint="give positive integers separated by commas, e.g. 1,2",
+        )
+    return sorted(dict.fromkeys(values))
+
+
+def check_model_path(path: Path, what: str = "artifact") -> Path:
+    """A model path that exists and has a known suffix (exit 2 otherwise)."""
+    if not path.exists():
+        raise ArtifactError(f"{what} {path} does not exist", hint="check the path")
+    if path.suffix not in (".tflite", ".onnx", ".mlpackage"):
+        raise ArtifactError(
+            f"{what} {path} is not a .tflite, .onnx or .mlpackage model",
+            hint="pass a model file made by `sinet-deploy export` or a peer model",
+        )
+    if path.is_file() and path.stat().st_size == 0:
+        raise ArtifactError(f"{what} {path} is empty", hint="re-export or re-download it")
+    return path
+
+
+def print_bench_table(bench: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    from sinet_deploy.benchmarks.report import BENCH_HEADER, bench_cells, busy_warning
+    from sinet_deploy.cli.tables import print_table, table_console
+
+    rows = [r for r in bench["results"] if not r.get("skipped")]
+    print_table(
+        "Latency (interleaved, each model in its own process)",
+        BENCH_HEADER,
+        [bench_cells(r) for r in rows],
+        "llrrrrrrrrrr",
+        # least useful at a glance first: p99, init, RSS, size, p10–p90, runtime, threads, ratio
+        drop_order=(8, 4, 5, 3, 7, 1, 2, 11),
+        styles=[{"reference": "dim", "peer": "yellow"}.get(r.get("role", ""), "") for r in rows],
+    )
+    out = table_console()
+    if warning := busy_warning(bench):
+        out.print(f"[yellow]{escape(warning)}[/]")
+    for r in bench["results"]:
+        if r.get("skipped"):
+            out.print(f"[dim]skipped {escape(r['name'])}: {escape(r['skipped'])}[/]")
+    out.print(
+        "[dim]× PyTorch = PyTorch eager median / row median (same threads); "
+        "vs fastest SINet = row median / fastest SINet artifact median. "
+        "Absolute times drift 5–15% between runs here: compare ratios.[/]"
+    )
+
+
+def bench(
+    artifacts: list[Path] = typer.Argument(None, help="Artifacts (.tflite/.onnx) to time."),
+    peer: list[Path] = typer.Option(
+        None, "--peer", help="A third-party .tflite/.onnx to time side by side (repeatable)."
+    ),
+    threads: str = typer.Option("1", "--threads", help="Thread counts, e.g. 1,2."),
+    runs: int = typer.Option(50, "--runs", help="Timed runs per row."),
+    warmup: int = typer.Option(5, "--warmup", help="Untimed runs per row first."),
+    rounds: int = typer.Option(None, "--rounds", help="Interleaved rounds (default: runs/5)."),
+    weights: str = typer.Option("official", "--weights", help="Weights of the PyTorch row."),
+    no_torch: bool = typer.Option(False, "--no-torch", help="Skip the PyTorch eager row."),
+    no_cuda: bool = typer.Option(False, "--no-cuda", help="Do not list the CUDA rows."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
+    report: Path = typer.Option(
+        None, "--report", help="Write report.html, report.md and results.json into this folder."
+    ),
+) -> None:
+    """Latency of every artifact in its runtime, PyTorch eager as the reference, peers beside."""
+    from sinet_deploy.benchmarks.end_to_end import bench_candidates
+    from sinet_deploy.benchmarks.machine import machine_info
+    from sinet_deploy.benchmarks.report import write_report
+    from sinet_deploy.benchmarks.timing import run_benchmark
+    from sinet_deploy.cli.common import ensure_out_dir
+    from sinet_deploy.cli.progress import progress_bar
+
+    artifacts = [check_model_path(a) for a in artifacts or []]
+    peers = [check_model_path(p, "peer model") for p in peer or []]
+    if not artifacts and not peers:
+        raise UserInputError("nothing to benchmark", hint="pass artifact paths and/or --peer MODEL")
+    thread_list = parse_threads(threads)
+    if report is not None:
+        ensure_out_dir(report)
+    candidates = bench_candidates(
+        artifacts, peers, thread_list, weights=weights, torch_row=not no_torch, cuda=not no_cuda
+    )
+    with progress_bar() as progress:
+        result = run_benchmark(
+            candidates, runs=runs, warmup=warmup, rounds=rounds, progress=progress
+        )
+    machine = machine_info()
+    data = result.to_dict(with_latencies=True)
+    if report is not None:
+        paths = write_report(report, machine=machine, bench=data, command=command_line())
+        err_console.print(f"report: {paths['html']}", soft_wrap=True)
+    if as_json:
+        lean = result.to_dict(with_latencies=False)
+        print_json({"machine": machine, **lean})
+        return
+    print_bench_table(data)
+
+
+def command_line() -> str | None:
+    """The command as typed, for the report (``None`` when not run from the console script,
+    e.g. in-process from tests, where ``sys.argv`` is someone else's)."""
+    if Path(sys.argv[0]).name not in ("sinet-deploy", "__main__.py"):
+        return None
+    return "sinet-deploy " + " ".join(shlex.quote(a) for a in sys.argv[1:])

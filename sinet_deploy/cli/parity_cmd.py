@@ -1,9 +1,152 @@
-"""Commands of this group are being built (see the open issues); nothing is registered yet."""
+"""``sinet-deploy parity``: every artifact against the PyTorch fp32 reference; exit 3 on a failed
+gate."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from sinet_deploy.cli.output import err_console, print_json
+from sinet_deploy.errors import ParityGateError
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    app.command("parity")(parity)
+
+
+def resolve_images(images: Path | None) -> tuple[list[Path], str]:
+    """``--images DIR`` (every image directly in it) or the built-in public-domain portraits."""
+    from sinet_deploy.benchmarks.parity import default_images
+    from sinet_deploy.errors import ImageError
+    from sinet_deploy.models.preprocessing import list_images
+
+    if images is None:
+        return default_images()
+    if not images.is_dir():
+        raise ImageError(
+            f"--images {images} is not a folder", hint="pass a folder of portraits (jpg/png)"
+        )
+    return list_images(images), str(images)
+
+
+def run_parity_paths(
+    artifacts: list[Path],
+    *,
+    images: Path | None,
+    weights: str,
+    pairs: bool,
+    overlay_dir: Path | None,
+    threads: int | None = None,
+    progress: Any = None,
+) -> Any:
+    """Load every artifact and the reference, then :func:`run_parity` (shared with pipeline)."""
+    from sinet_deploy.benchmarks.machine import usable_cores
+    from sinet_deploy.benchmarks.parity import run_parity
+    from sinet_deploy.cli.bench_cmd import check_model_path
+    from sinet_deploy.runtimes import load_session, torch_reference
+
+    paths = [check_model_path(a) for a in artifacts]
+    image_list, source = resolve_images(images)
+    n = threads or usable_cores()
+    sessions = [load_session(p, threads=n) for p in paths]
+
+    def reference(size: tuple[int, int]) -> Any:
+        return torch_reference(weights=weights, input_size=size, threads=n)
+
+    return run_parity(
+        sessions,
+        image_list,
+        reference,
+        reference_name=f"PyTorch fp32 ({weights} weights)",
+        images_source=source,
+        pairs=pairs,
+        overlay_dir=overlay_dir,
+        paths=[str(p) for p in paths],
+        progress=progress,
+    )
+
+
+def print_parity_table(data: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    from sinet_deploy.benchmarks.report import parity_table
+    from sinet_deploy.cli.tables import print_table, table_console
+
+    for title, rows, pairs in (
+        (
+            f"Parity against {data['reference']} on {data['n_images']} images",
+            data["results"],
+            False,
+        ),
+        ("Pairs (no gate)", data.get("pairs") or [], True),
+    ):
+        if rows:
+            header, cells, align = parity_table(rows, pairs=pairs)
+            # drop first: worst image, mean |Δp|, SQNR, runtime, agreement
+            drop = [
+                header.index(h)
+                for h in ("worst image", "mean |Δp|", "SQNR dB", "runtime", "agreement")
+            ]
+            print_table(title, header, cells, align, drop_order=drop)
+    out = table_console()
+    for r in data["results"]:
+        if r.get("passed") is False:
+            out.print(
+                f"[red]{escape(r['artifact'])}[/]: " + escape("; ".join(r.get("failures") or []))
+            )
+
+
+def parity(
+    artifacts: list[Path] = typer.Argument(..., help="Artifacts to check."),
+    images: Path = typer.Option(
+        None, "--images", help="Folder of images (default: the built-in public-domain portraits)."
+    ),
+    weights: str = typer.Option("official", "--weights", help="Weights of the PyTorch reference."),
+    pairs: bool = typer.Option(False, "--pairs", help="Also compare every two artifacts."),
+    threads: int = typer.Option(None, "--threads", help="Runtime threads (default: all cores)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
+    report: Path = typer.Option(
+        None,
+        "--report",
+        help="Write report.html, report.md, "
+        "results.json and overlays of the worst disagreements here.",
+    ),
+) -> None:
+    """Every artifact against the PyTorch fp32 reference; exit 3 when a gate fails."""
+    from sinet_deploy.benchmarks.machine import machine_info
+    from sinet_deploy.benchmarks.report import write_report
+    from sinet_deploy.cli.bench_cmd import command_line
+    from sinet_deploy.cli.common import ensure_out_dir
+    from sinet_deploy.cli.progress import progress_bar
+
+    if report is not None:
+        ensure_out_dir(report)
+    with progress_bar() as progress:
+        result = run_parity_paths(
+            artifacts,
+            images=images,
+            weights=weights,
+            pairs=pairs,
+            overlay_dir=report / "overlays" if report else None,
+            threads=threads,
+            progress=progress,
+        )
+    full = result.to_dict(per_image=True)
+    if report is not None:
+        paths = write_report(report, machine=machine_info(), parity=full, command=command_line())
+        err_console.print(f"report: {paths['html']}", soft_wrap=True)
+    lean = result.to_dict(per_image=False)
+    if as_json:
+        print_json(lean)
+    else:
+        print_parity_table(lean)
+    if not result.passed:
+        raise ParityGateError(
+            f"{len(result.failed)} of {len(result.results)} artifact(s) failed the parity gate: "
+            + ", ".join(result.failed),
+            metrics={r["artifact"]: r for r in lean["results"] if r["passed"] is False},
+            hint="each failing row's `failures` says which bound; re-export, or check the "
+            "artifact was made from these weights",
+        )

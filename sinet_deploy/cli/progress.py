@@ -2,7 +2,7 @@
 
 The library reports progress through a ``(description, done, total)`` callback and never prints;
 this turns the callback into a transient bar that disappears when the command is done, so stdout
-(``--json``) stays clean. On a non-terminal stderr rich draws nothing.
+(``--json``) stays clean.
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ ProgressFn = Callable[[str, int, int], None]
 
 @contextmanager
 def progress_bar() -> Iterator[ProgressFn]:
-    """Yield a progress callback bound to a transient stderr bar."""
+    """Yield a progress callback bound to a transient stderr bar (a no-op when stderr is not
+    a terminal: logs and CI output stay free of bar remnants)."""
+    if not err_console.is_terminal:
+        yield lambda description, done, total: None
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

@@ -1,0 +1,49 @@
+"""What machine a benchmark ran on: CPU model, cores, memory, OS, Python and library versions.
+
+Numbers from two machines are not comparable; every report carries this block so a reader can
+tell. Versions come from package metadata (``sinet_deploy.environment``): nothing heavy is
+imported here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+from typing import Any
+
+import sinet_deploy
+from sinet_deploy.environment import cpu_model, package_versions
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (the affinity mask where the OS has one, e.g. Linux)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def machine_info() -> dict[str, Any]:
+    """A JSON-ready description of this machine and its software.
+
+    Returns:
+        ``cpu_model``, ``logical_cores``, ``usable_cores`` (the affinity mask: what a container
+        actually gets), ``memory_gb``, ``os``, ``platform``, ``python``, ``sinet_deploy`` and
+        ``libraries`` (distribution name → version, ``None`` when not installed).
+    """
+    usable = usable_cores()
+    memory_gb: float | None = None
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        memory_gb = round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1)
+    return {
+        "cpu_model": cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable,
+        "memory_gb": memory_gb,
+        "os": f"{platform.system()} {platform.release()}",
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "sinet_deploy": sinet_deploy.__version__,
+        "libraries": package_versions(),
+    }
