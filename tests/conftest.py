@@ -88,8 +88,9 @@ def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def exported_artifacts(official_weights: Path, tmp_path_factory: pytest.TempPathFactory
-                       ) -> dict[str, Path]:
+def exported_artifacts(
+    official_weights: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
     """The official SINet exported ONCE per session at 224x224 (ONNX + TFLite, fp32 + fp16).
 
     Keys ``"onnx/fp32"``, ``"onnx/fp16"``, ``"tflite/fp32"``, ``"tflite/fp16"`` → artifact
@@ -99,7 +100,12 @@ def exported_artifacts(official_weights: Path, tmp_path_factory: pytest.TempPath
     from sinet_deploy.converters.pipeline import export_artifacts
 
     out = tmp_path_factory.mktemp("exported_224")
-    report = export_artifacts("official", formats=("onnx", "tflite"), precisions=("fp32", "fp16"),
-                              out_dir=out, input_size=(224, 224))
+    report = export_artifacts(
+        "official",
+        formats=("onnx", "tflite"),
+        precisions=("fp32", "fp16"),
+        out_dir=out,
+        input_size=(224, 224),
+    )
     report.raise_for_failures()
     return {f"{r.format}/{r.precision}": r.path for r in report.results if r.path is not None}

@@ -20,10 +20,10 @@ from sinet_deploy.benchmarks.tolerances import tolerance_for
 from sinet_deploy.converters.onnx_to_tflite import (
     SAMPLE_DATA_NAME,
     TFLiteConvertConfig,
-    _run_logged,
-    _subprocess_env,
     convert_onnx_to_tflite,
     read_embedded_metadata,
+    run_logged,
+    subprocess_env,
     write_sample_data,
 )
 from sinet_deploy.errors import ConversionError, UserInputError
@@ -41,7 +41,7 @@ pytest.importorskip("ai_edge_litert")
 
 
 def test_child_env_is_offline_and_finds_onnxsim() -> None:
-    env = _subprocess_env()
+    env = subprocess_env()
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
     assert env["HTTPS_PROXY"].startswith("http://127.0.0.1:")
     code = (
@@ -71,7 +71,7 @@ def test_sample_data_is_what_onnx2tf_expects(tmp_path: Path) -> None:
 def test_failed_tool_gives_one_line_and_keeps_the_log(tmp_path: Path) -> None:
     cmd = [sys.executable, "-c", "print('lots of output\\nERROR: the real reason'); exit(3)"]
     with pytest.raises(ConversionError, match="exit 3.*the real reason") as info:
-        _run_logged(cmd, tmp_path, 60)
+        run_logged(cmd, tmp_path, 60)
     log = Path(str(info.value.hint).split("full log: ")[1])
     assert "lots of output" in log.read_text()
     log.unlink()

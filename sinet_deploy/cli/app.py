@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "device_cmd",
     "android_cmd",
     "env_cmd",
+    "diagnose_cmd",
 )
 
 for _name in COMMAND_MODULES:

@@ -78,7 +78,28 @@ def export(
         print_json(report.as_dict())
     else:
         _table(report.as_dict())
+    _print_warnings(report.as_dict())
     report.raise_for_failures()
+
+
+def _print_warnings(data: dict[str, Any]) -> None:
+    """Converter warnings recorded in the manifests (e.g. int8 without --calib), on stderr."""
+    import json
+
+    from sinet_deploy.cli.output import warn
+
+    seen: set[str] = set()
+    for row in data["results"]:
+        path = row["manifest"] or row["failed_report"]
+        try:
+            manifest = json.loads(Path(path).read_text()) if path else {}
+        except (OSError, ValueError):
+            continue
+        calibration = manifest.get("options", {}).get("calibration") or {}
+        for message in calibration.get("warnings", []):
+            if message not in seen:
+                seen.add(message)
+                warn(message)
 
 
 def _fmt(value: Any, spec: str) -> str:

@@ -129,13 +129,13 @@ def convert_onnx_to_tflite(
         cmd = [sys.executable, "-m", "onnx2tf", "-i", str(src), "-o", str(work / "tf"), "-dsm"]
         if "int8w" in config.precisions:
             cmd.append("-odrqt")
-        log = _run_logged(cmd, work, config.timeout_s)
+        log = run_logged(cmd, work, config.timeout_s)
         for precision in config.precisions:
             produced = work / "tf" / f"model_{ONNX2TF_OUTPUTS[precision]}.tflite"
             if not produced.is_file():
                 raise ConversionError(
                     f"onnx2tf finished but wrote no {produced.name}",
-                    hint=f"full log: {_keep_log(log)}",
+                    hint=f"full log: {keep_log(log)}",
                 )
             dest = out_dir / f"{Path(onnx_path).stem}_{precision}.tflite"
             data = rewrite_io(
@@ -178,7 +178,7 @@ def prepare_for_onnx2tf(src: Path, dest: Path) -> Path:
     return dest
 
 
-def _subprocess_env() -> dict[str, str]:
+def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
@@ -193,13 +193,13 @@ def _subprocess_env() -> dict[str, str]:
     return env
 
 
-def _run_logged(cmd: list[str], cwd: Path, timeout_s: float) -> str:
+def run_logged(cmd: list[str], cwd: Path, timeout_s: float) -> str:
     """Run onnx2tf with stdout+stderr captured; raise ConversionError with the log on failure."""
     try:
         proc = subprocess.run(
             cmd,
             cwd=cwd,
-            env=_subprocess_env(),
+            env=subprocess_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             timeout=timeout_s,
@@ -208,18 +208,18 @@ def _run_logged(cmd: list[str], cwd: Path, timeout_s: float) -> str:
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else ""
         raise ConversionError(
-            f"onnx2tf did not finish within {timeout_s:.0f} s", hint=f"full log: {_keep_log(out)}"
+            f"onnx2tf did not finish within {timeout_s:.0f} s", hint=f"full log: {keep_log(out)}"
         ) from None
     log = proc.stdout.decode(errors="replace")
     if proc.returncode != 0:
         raise ConversionError(
-            f"onnx2tf failed (exit {proc.returncode}): {_last_error(log)}",
-            hint=f"full log: {_keep_log(log)}",
+            f"onnx2tf failed (exit {proc.returncode}): {last_error(log)}",
+            hint=f"full log: {keep_log(log)}",
         )
     return log
 
 
-def _last_error(log: str) -> str:
+def last_error(log: str) -> str:
     import re
 
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in log.splitlines()]
@@ -230,7 +230,7 @@ def _last_error(log: str) -> str:
     return lines[-1][:300] if lines else "(no output)"
 
 
-def _keep_log(log: str) -> Path:
+def keep_log(log: str) -> Path:
     fd, name = tempfile.mkstemp(prefix="sinet_deploy_onnx2tf_", suffix=".log")
     with os.fdopen(fd, "w") as fh:
         fh.write(log)
