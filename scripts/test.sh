@@ -12,6 +12,7 @@ if [ -f ../shared/weights/SINet_EG1800.pth ]; then
   .venv/bin/sinet-deploy weights import ../shared/weights/SINet_EG1800.pth
 fi
 .venv/bin/ruff check sinet_deploy tests
+.venv/bin/ruff format --check sinet_deploy tests
 .venv/bin/mypy
 .venv/bin/pytest -q "$@"
 if [ -x android_demo/jvm-test.sh ]; then

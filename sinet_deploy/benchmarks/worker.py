@@ -141,11 +141,25 @@ def _onnx_cuda_unavailable() -> str | None:
     return None
 
 
+def _pin(threads: int) -> list[int] | None:
+    """Pin this worker to the same first ``threads`` cores as every other worker.
+
+    On a VM the vCPUs do not run equally fast (their host neighbours differ), so a row whose
+    worker landed on the slower one looked 10-20% slower in one run and not in the next;
+    pinned, rows compare on the same silicon.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))[: max(1, threads)]
+    os.sched_setaffinity(0, cores)
+    return cores
+
+
 def load(spec: dict[str, Any]) -> tuple[RunFn, dict[str, Any]] | str:
     """Build the callable to time for ``spec``; a string is the reason it is skipped here."""
     kind = spec["kind"]
     threads = int(spec["threads"])
-    info: dict[str, Any] = {}
+    info: dict[str, Any] = {"cores": _pin(threads)}
     if kind in ("torch-cuda", "torch-cuda-graph"):
         return _cuda_runner(spec)
     if kind == "factory":
