@@ -82,7 +82,9 @@ def bench(
     threads: str = typer.Option("1", "--threads", help="Thread counts, e.g. 1,2."),
     runs: int = typer.Option(50, "--runs", help="Timed runs per row."),
     warmup: int = typer.Option(5, "--warmup", help="Untimed runs per row first."),
-    rounds: int = typer.Option(None, "--rounds", help="Interleaved rounds (default: runs, one iteration each)."),
+    rounds: int = typer.Option(
+        None, "--rounds", help="Interleaved rounds (default: runs, one iteration each)."
+    ),
     weights: str = typer.Option("official", "--weights", help="Weights of the PyTorch row."),
     no_torch: bool = typer.Option(False, "--no-torch", help="Skip the PyTorch eager row."),
     no_cuda: bool = typer.Option(False, "--no-cuda", help="Do not list the CUDA rows."),

@@ -35,6 +35,11 @@ def export(
         "image", "--io", help="image: uint8 RGB in, probability out; raw: checkpoint contract."
     ),
     opset: int = typer.Option(None, "--opset", help="ONNX opset (default 17)."),
+    coreml_target: str = typer.Option(
+        None,
+        "--coreml-target",
+        help="CoreML minimum deployment target: iOS16 (default), iOS17, iOS18.",
+    ),
     out: Path = typer.Option(Path("."), "--out", help="Output folder (created if missing)."),
     images: Path = typer.Option(
         None, "--images", help="Extra portraits for the parity gate (a folder)."
@@ -68,6 +73,7 @@ def export(
             input_size=size,
             io=io,
             opset=opset,
+            coreml_target=coreml_target,
             calib=calib,
             images=images,
             keep_failed=keep_failed,

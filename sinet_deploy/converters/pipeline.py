@@ -448,6 +448,7 @@ def export_artifacts(
     images: Path | None = None,
     keep_failed: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    coreml_target: str | None = None,
     **config: Any,
 ) -> ExportReport:
     """Convert, gate and publish every requested (format, precision).
@@ -464,6 +465,8 @@ def export_artifacts(
         keep_failed: keep a model that failed its gate as ``<stem>.failed.<ext>``.
         progress: ``progress(description, done, total)`` before each step (the CLI shows a
             bar; the library never prints).
+        coreml_target: minimum deployment target of CoreML programs (``iOS16`` default,
+            ``iOS17``, ``iOS18``); validated by the CoreML converter.
         **config: SINet config options.
 
     Returns:
@@ -488,6 +491,14 @@ def export_artifacts(
     opset = DEFAULT_OPSET if opset is None else opset
     OnnxExportConfig((1, 3, h, w), opset=opset)  # validates the opset before any work
     pairs = plan(formats, precisions)
+    if coreml_target is not None:
+        from sinet_deploy.converters.torch_to_coreml import DEPLOYMENT_TARGETS
+
+        if coreml_target not in DEPLOYMENT_TARGETS:
+            raise UserInputError(
+                f"unknown --coreml-target {coreml_target!r}",
+                hint=f"use one of {', '.join(DEPLOYMENT_TARGETS)}",
+            )
     steps["total"] = 1 + 2 * len(pairs)
     out = check_out_dir(out_dir)
     gate_paths = gate_images(images)
@@ -504,6 +515,8 @@ def export_artifacts(
             weights, (h, w), io, opset, Path(calib) if calib else None, Path(tmp), dict(config)
         )
         ctx.cache["source_sha256"] = sha
+        if coreml_target is not None:
+            ctx.cache["coreml:options"] = {"deployment_target": coreml_target}
         ctx.cache["tflite:precisions"] = tuple(p for f, p in pairs if f == "tflite")
         for fmt, precision in pairs:
             entry = _REGISTRY[(fmt, precision)]
