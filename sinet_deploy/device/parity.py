@@ -28,15 +28,9 @@ class BenchCommand(Protocol):
     def __call__(self, *, runs: int, warmup: int, extra: list[str]) -> str: ...
 
 
-#: Issue 7's acceptance: mean mask IoU ≥ 0.999 against PyTorch. A precision whose registered
-#: tolerance allows less (fp16, int8: see ``benchmarks.tolerances``) gets that bound instead,
-#: since the phone cannot be asked to beat the artifact's own export gate.
-DEVICE_MEAN_IOU = 0.999
-
-
 def gate_threshold(manifest: dict[str, Any] | None) -> tuple[float, str]:
     """The mean-IoU bound for this artifact, and where it comes from."""
-    from sinet_deploy.benchmarks.tolerances import TOLERANCES
+    from sinet_deploy.benchmarks.tolerances import DEVICE_MEAN_IOU, TOLERANCES
 
     precision = str((manifest or {}).get("precision", "fp32"))
     tol = TOLERANCES.get(("tflite", precision))
