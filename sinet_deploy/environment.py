@@ -30,14 +30,20 @@ COMPONENTS = (
 )
 
 
-def package_versions() -> dict[str, str | None]:
+def versions(*names: str) -> dict[str, str | None]:
+    """Installed version of each distribution (``None`` when absent), from package metadata."""
     out: dict[str, str | None] = {}
-    for name in COMPONENTS:
+    for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of every component the toolchain uses."""
+    return versions(*COMPONENTS)
 
 
 def cpu_model() -> str:

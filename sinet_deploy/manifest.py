@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from sinet_deploy.errors import ArtifactError
+from sinet_deploy.fileio import file_sha256, write_text_atomic
 
 SCHEMA_VERSION = 1
 
@@ -40,33 +39,14 @@ def sha256_path(path: Path) -> str:
         for child in sorted(p for p in path.rglob("*") if p.is_file()):
             digest.update(child.relative_to(path).as_posix().encode())
             digest.update(b"\0")
-            digest.update(_file_digest(child).encode())
+            digest.update(file_sha256(child).encode())
         return digest.hexdigest()
-    return _file_digest(path)
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temporary name in the same folder, then rename: never half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False, default=str)
-            fh.write("\n")
-        # mkstemp creates 0600 files; a manifest is as public as the artifact beside it.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(Path(path), json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def write_manifest(artifact: Path, manifest: dict[str, Any]) -> Path:

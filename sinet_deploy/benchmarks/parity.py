@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +24,7 @@ import numpy as np
 from sinet_deploy.benchmarks.metrics import MASK_THRESHOLD, aggregate, compare, json_safe
 from sinet_deploy.benchmarks.tolerances import Tolerance, tolerance_for
 from sinet_deploy.errors import ImageError, UserInputError
+from sinet_deploy.fileio import atomic_write
 
 #: How many worst images per artifact get an overlay.
 OVERLAYS_PER_ARTIFACT = 3
@@ -308,7 +308,7 @@ def _write_overlays(row: Comparison, images: Sequence[Path], out_dir: Path) -> l
             rgb, ref_mask.reshape(row.input_size), test_mask.reshape(row.input_size)
         )
         fname = f"{_slug(row.artifact)}__{_slug(Path(name).stem)}.png"
-        _save_png_atomic(png, out_dir / fname)
+        atomic_write(out_dir / fname, partial(png.save, format="PNG"))
         iou = -neg_iou
         written.append(
             {
@@ -383,18 +383,6 @@ def densest_window(mask: np.ndarray, side: int) -> tuple[int, int, int]:
     top = min(max(0, top + round(ys.mean()) - side // 2), h - side)
     left = min(max(0, left + round(xs.mean()) - side // 2), w - side)
     return top, left, side
-
-
-def _save_png_atomic(im: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o644)  # mkstemp makes 0600; overlays are meant to be shared
-    os.close(fd)
-    try:
-        im.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def default_images() -> tuple[list[Path], str]:

@@ -21,10 +21,11 @@ def info(
 ) -> None:
     """Parameters, MACs, checkpoint sha256 and compatibility of a SINet checkpoint."""
     from sinet_deploy.cli.common import parse_config
+    from sinet_deploy.fileio import file_sha256
     from sinet_deploy.models import load_model
     from sinet_deploy.models.config import SINetConfig, parse_input_size
     from sinet_deploy.models.sinet import count_macs, count_parameters
-    from sinet_deploy.models.weights import OFFICIAL_SHA256, file_sha256, resolve_checkpoint
+    from sinet_deploy.models.weights import OFFICIAL_SHA256, resolve_checkpoint
 
     h, w = parse_input_size(input_size)
     opts = parse_config(config)

@@ -16,53 +16,25 @@ def register(app: typer.Typer) -> None:
     app.command("pipeline")(pipeline)
 
 
-SUMMARY_HEADER = (
-    "model",
-    "runtime",
-    "size",
-    "median ms",
-    "p90 ms",
-    "FPS",
-    "× PyTorch",
-    "mean IoU",
-    "worst IoU",
-    "gate",
-)
-
-
 def print_summary(result: Any, total_s: float) -> None:
     """The one-screen table: artifact, size, latency, FPS, IoU vs PyTorch, gate."""
     from rich.markup import escape
 
     from sinet_deploy.benchmarks.report import (
+        SUMMARY_HEADER,
         busy_warning,
-        fmt_bytes,
-        fmt_gate,
-        fmt_ms,
-        fmt_num,
-        fmt_ratio,
         recommendation,
+        summary_cells,
     )
     from sinet_deploy.benchmarks.report import summary_rows as join_rows
     from sinet_deploy.cli.tables import print_table, table_console
 
     bench = result.bench.to_dict() if result.bench else None
     rows = join_rows(bench, result.parity)
-    cells = [
-        [
-            str(r["name"]),
-            str(r.get("runtime") or "—"),
-            fmt_bytes(r.get("size_bytes")),
-            fmt_ms(r.get("median_ms")),
-            fmt_ms(r.get("p90_ms")),
-            "—" if r.get("fps") is None else f"{r['fps']:.0f}",
-            fmt_ratio(r.get("speedup_vs_torch")),
-            fmt_num(r.get("mean_iou")),
-            fmt_num(r.get("min_iou")),
-            fmt_gate(r.get("passed")),
-        ]
-        for r in rows
-    ]
+    # The report's summary columns, less "threads": the title names the one thread count.
+    drop = SUMMARY_HEADER.index("threads")
+    header = SUMMARY_HEADER[:drop] + SUMMARY_HEADER[drop + 1 :]
+    cells = [c[:drop] + c[drop + 1 :] for c in map(summary_cells, rows)]
     styles = [{"reference": "dim", "peer": "yellow"}.get(r.get("role") or "", "") for r in rows]
     for e in result.exports:
         if not e["passed"]:
@@ -73,7 +45,7 @@ def print_summary(result: Any, total_s: float) -> None:
     runs = result.bench.runs if result.bench else 0
     print_table(
         f"sinet-deploy pipeline — {threads} thread(s), {runs} runs interleaved",
-        SUMMARY_HEADER,
+        header,
         cells,
         "llrrrrrrrl",
         drop_order=(4, 1, 8),

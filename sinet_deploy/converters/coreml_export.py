@@ -12,7 +12,6 @@ Export options beyond the pipeline's own come from ``ctx.cache["coreml:options"]
 from __future__ import annotations
 
 import importlib.util
-from importlib import metadata
 from pathlib import Path
 
 from sinet_deploy.converters.pipeline import Converted, ExportContext, register_converter
@@ -23,6 +22,7 @@ from sinet_deploy.converters.torch_to_coreml import (
     CoreMLConfig,
     convert_coreml,
 )
+from sinet_deploy.environment import versions
 from sinet_deploy.runtimes.base import TensorSpec
 
 _WEIGHTS = {
@@ -34,16 +34,6 @@ _WEIGHTS = {
 
 
 _FRONTENDS = {"trace": "torch.jit.trace", "export": "torch.export"}
-
-
-def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in ("coremltools", "torch"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def _coreml(ctx: ExportContext, precision: str, dest: Path) -> Converted:
@@ -91,7 +81,7 @@ def _coreml(ctx: ExportContext, precision: str, dest: Path) -> Converted:
             ),
             "tool_warnings": notes.warnings,
         },
-        tools=_versions(),
+        tools=versions("coremltools", "torch"),
         graph=graph,
         runtime_provider="cpu",
     )

@@ -50,6 +50,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sinet_deploy.environment import versions
 from sinet_deploy.errors import (
     ArtifactError,
     MissingDependencyError,
@@ -200,18 +201,6 @@ def registered() -> dict[tuple[str, str], ConverterEntry]:
 # --- built-in converters -------------------------------------------------------------------
 
 
-def _versions(*names: str) -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def _onnx_specs(ctx: ExportContext) -> tuple[list[TensorSpec], list[TensorSpec]]:
     h, w = ctx.input_size
     if ctx.io == "image":
@@ -244,7 +233,7 @@ def _onnx(ctx: ExportContext, precision: str, dest: Path) -> Converted:
         inputs,
         outputs,
         options=options,
-        tools=_versions("torch", "onnx", "onnxsim", "onnxruntime"),
+        tools=versions("torch", "onnx", "onnxsim", "onnxruntime"),
         graph={"op_counts": counts, "transpose_ops": counts.get("Transpose", 0)},
     )
 
@@ -297,7 +286,7 @@ def _tflite(ctx: ExportContext, precision: str, dest: Path) -> Converted:
             "onnx_intermediate": "NCHW-input ONNX from the deploy form",
             "weights": weights,
         },
-        tools=_versions("onnx2tf", "tensorflow", "onnx", "onnxsim", "ai-edge-litert"),
+        tools=versions("onnx2tf", "tensorflow", "onnx", "onnxsim", "ai-edge-litert"),
         graph=analyze(dest),
     )
 

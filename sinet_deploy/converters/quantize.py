@@ -13,20 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from sinet_deploy.converters.pipeline import Converted, ExportContext, register_converter
+from sinet_deploy.environment import versions
 from sinet_deploy.errors import UserInputError
 from sinet_deploy.runtimes.base import TensorSpec
-
-
-def _versions(*names: str) -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def calibration_for(ctx: ExportContext) -> Any:
@@ -91,7 +80,7 @@ def tflite_int8(ctx: ExportContext, precision: str, dest: Path) -> Converted:
             },
             "calibration": _calibration_options(calib),
         },
-        tools=_versions("onnx2tf", "tensorflow", "onnx", "onnxsim", "ai-edge-litert", "torch"),
+        tools=versions("onnx2tf", "tensorflow", "onnx", "onnxsim", "ai-edge-litert", "torch"),
         graph=graph,
     )
 
@@ -128,7 +117,7 @@ def onnx_int8(ctx: ExportContext, precision: str, dest: Path) -> Converted:
             },
             "calibration": _calibration_options(calib),
         },
-        tools=_versions("torch", "onnx", "onnxsim", "onnxruntime"),
+        tools=versions("torch", "onnx", "onnxsim", "onnxruntime"),
         graph={"op_counts": info["op_counts"]},
     )
 

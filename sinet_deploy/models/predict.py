@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from sinet_deploy.fileio import atomic_write
 from sinet_deploy.models.inference import mask_from_probability, overlay
 from sinet_deploy.models.preprocessing import image_input
 
@@ -34,26 +33,15 @@ class Predictor:
         mask = mask_from_probability(prob, rgb.shape[0], rgb.shape[1])
         mask_path = out / f"{path.stem}_mask.png"
         overlay_path = out / f"{path.stem}_overlay.jpg"
-        _save(Image.fromarray(mask), mask_path, "PNG")
-        _save(Image.fromarray(overlay(rgb, mask)), overlay_path, "JPEG")
+        atomic_write(mask_path, lambda tmp: Image.fromarray(mask).save(tmp, format="PNG"))
+        blend = Image.fromarray(overlay(rgb, mask))
+        atomic_write(overlay_path, lambda tmp: blend.save(tmp, format="JPEG"))
         return {
             "image": str(path),
             "mask": str(mask_path),
             "overlay": str(overlay_path),
             "foreground_fraction": float((mask > 0).mean()),
         }
-
-
-def _save(image: Any, path: Path, fmt: str) -> None:
-    """Write to a temporary name and rename, so no half-written file is left behind."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        image.save(tmp, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def make_predictor(

@@ -7,7 +7,6 @@ only after the sha256 matches, so the cache never holds a partial or foreign fil
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -16,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from sinet_deploy.errors import CheckpointError, WeightsUnavailableError
+from sinet_deploy.fileio import file_sha256
 
 #: Pinned upstream location (SINET_SPEC.md): the authors' repository at a fixed commit.
 OFFICIAL_URL = (
@@ -37,14 +37,6 @@ def cache_dir() -> Path:
 
 def official_path() -> Path:
     return cache_dir() / "weights" / OFFICIAL_FILENAME
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _install(src_tmp: Path, dest: Path) -> Path:
