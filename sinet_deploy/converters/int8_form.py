@@ -179,15 +179,7 @@ class SINetInt8Form(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d = self.deploy
-        out2_0 = d.level2_0(d.level1(x))
-        out2 = out2_0
-        for layer in d.level2:
-            out2 = layer(out2)
-        out3_0 = d.level3_0(d.BR2(torch.cat([out2_0, out2], dim=1)))
-        out3 = out3_0
-        for layer in d.level3:
-            out3 = layer(out3)
-        feat = d.BR3(torch.cat([out3_0, out3], dim=1))
+        feat, out2 = d.encode(x)
         stage1 = ref.up(d.classifier(feat), 2)
         # 1 - max(softmax(l0, l1)) = 1 - sigmoid(|l1 - l0|) = sigmoid(-|l1 - l0|).
         gate = torch.sigmoid(-F.leaky_relu(ref.up(self.diff(feat), 2), -1.0))

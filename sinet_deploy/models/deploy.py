@@ -228,7 +228,8 @@ class SINetDeploy(nn.Module):
         conv.weight.copy_(conv.weight.flip(1))
         return self
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's features at 1/8 (before its classifier) and the level-2 output."""
         out2_0 = self.level2_0(self.level1(x))
         out2 = out2_0
         for layer in self.level2:
@@ -237,7 +238,11 @@ class SINetDeploy(nn.Module):
         out3 = out3_0
         for layer in self.level3:
             out3 = layer(out3)
-        stage1 = ref.up(self.classifier(self.BR3(torch.cat([out3_0, out3], dim=1))), 2)
+        return self.BR3(torch.cat([out3_0, out3], dim=1)), out2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat, out2 = self.encode(x)
+        stage1 = ref.up(self.classifier(feat), 2)
         confidence = torch.softmax(stage1, dim=1).amax(dim=1, keepdim=True)
         stage2 = self.bn_2(ref.up(self.level2_C(out2) * (1.0 - confidence) + stage1, 2))
         y = self.last(ref.up(stage2, 2))
