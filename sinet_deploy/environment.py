@@ -57,6 +57,42 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: CPU features that give int8 convolutions a dot-product instruction (4 int8 products summed
+#: into int32 in one step). Without one, XNNPACK's x86 int8 kernels widen to int16 and run no
+#: faster than its fp32 FMA kernels (measured: ``sinet-deploy profile``, README "int8").
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (x86 ``flags``, ARM ``Features``).
+
+    ``None`` where the file does not exist (macOS, Windows): unknown, not "none".
+    """
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return set(value.split())
+    except OSError:
+        return None
+    return set()
+
+
+def int8_dot_product() -> dict[str, Any]:
+    """Whether this CPU has int8 dot-product instructions, and which.
+
+    Returns:
+        ``{"int8_dot_product": True | False | None, "int8_flags": [...]}``; ``None`` when
+        the flags cannot be read here.
+    """
+    flags = cpu_flags()
+    if flags is None:
+        return {"int8_dot_product": None, "int8_flags": []}
+    found = [f for f in INT8_DOT_FLAGS if f in flags]
+    return {"int8_dot_product": bool(found), "int8_flags": found}
+
+
 def adb_version() -> str | None:
     adb = shutil.which("adb")
     if adb is None:
@@ -75,6 +111,7 @@ def environment_report() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
+        **int8_dot_product(),
         "packages": package_versions(),
         "adb": adb_version(),
     }

@@ -13,7 +13,7 @@ import platform
 from typing import Any
 
 import sinet_deploy
-from sinet_deploy.environment import cpu_model, package_versions
+from sinet_deploy.environment import cpu_model, int8_dot_product, package_versions
 
 
 def usable_cores() -> int:
@@ -28,9 +28,11 @@ def machine_info() -> dict[str, Any]:
     """A JSON-ready description of this machine and its software.
 
     Returns:
-        ``cpu_model``, ``logical_cores``, ``usable_cores`` (the affinity mask: what a container
-        actually gets), ``memory_gb``, ``os``, ``platform``, ``python``, ``sinet_deploy`` and
-        ``libraries`` (distribution name → version, ``None`` when not installed).
+        ``cpu_model``, ``int8_dot_product`` / ``int8_flags`` (see
+        :func:`sinet_deploy.environment.int8_dot_product`), ``logical_cores``,
+        ``usable_cores`` (the affinity mask: what a container actually gets), ``memory_gb``,
+        ``os``, ``platform``, ``python``, ``sinet_deploy`` and ``libraries`` (distribution
+        name → version, ``None`` when not installed).
     """
     usable = usable_cores()
     memory_gb: float | None = None
@@ -38,6 +40,7 @@ def machine_info() -> dict[str, Any]:
         memory_gb = round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1)
     return {
         "cpu_model": cpu_model(),
+        **int8_dot_product(),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable,
         "memory_gb": memory_gb,

@@ -505,8 +505,14 @@ def parity_table(
 
 def _machine_line(m: dict[str, Any]) -> str:
     libs = ", ".join(f"{k} {v}" for k, v in (m.get("libraries") or {}).items() if v)
+    dot = m.get("int8_dot_product")
+    isa = (
+        ""
+        if dot is None
+        else f", int8 dot product: {', '.join(m.get('int8_flags') or []) or 'none'}"
+    )
     return (
-        f"{m.get('cpu_model')} ({m.get('usable_cores')} usable of "
+        f"{m.get('cpu_model')}{isa} ({m.get('usable_cores')} usable of "
         f"{m.get('logical_cores')} cores, {m.get('memory_gb')} GiB), {m.get('os')}, "
         f"Python {m.get('python')}; {libs}"
     )

@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "android_cmd",
     "env_cmd",
     "diagnose_cmd",
+    "profile_cmd",
 )
 
 for _name in COMMAND_MODULES:
