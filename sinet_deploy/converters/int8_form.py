@@ -57,6 +57,8 @@ class Int8FormConfig:
         leaky_slope: the scalar slope ``s`` of the LEAKY_RELU (any value but 1).
         avg_pool: rewrite average pools as depthwise convolutions.
         affine_conv: rewrite per-channel affines as 1×1 depthwise convolutions.
+        input_conv: the input normalisation too (else it stays the deploy form's image-wide
+            MUL and ADD, see :class:`~sinet_deploy.models.deploy.ImageInput`).
         gate: rewrite the decoder's softmax confidence gate as ``sigmoid(-|l1 - l0|)``.
     """
 
@@ -64,6 +66,7 @@ class Int8FormConfig:
     leaky_slope: float = -1.0
     avg_pool: bool = True
     affine_conv: bool = True
+    input_conv: bool = True
     gate: bool = True
 
     def __post_init__(self) -> None:
@@ -300,7 +303,7 @@ def int8_form(module: nn.Module, config: Int8FormConfig | None = None) -> nn.Mod
     _replace_structural(core, config)
     if isinstance(out, ImageInput):
         out.core = core  # type: ignore[assignment]
-        if config.affine_conv:
+        if config.affine_conv and config.input_conv:
             return ImageInputAsConv(out).eval()
         return out.eval()
     return core.eval()

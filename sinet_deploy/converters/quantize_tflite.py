@@ -58,7 +58,12 @@ class TFLiteInt8Config:
     """
 
     input_dtype: Literal["uint8", "int8"] = "uint8"
-    form: Int8FormConfig = field(default_factory=lambda: Int8FormConfig(prelu="combo"))
+    # input_conv=False: the image-wide MUL+ADD normalisation runs 2.5% faster overall in int8
+    # than the 1×1 depthwise conv (3 channels fill a 16-channel kernel tile poorly); accuracy
+    # on the calib split was the same (mean IoU 0.9873 vs 0.9867).
+    form: Int8FormConfig = field(
+        default_factory=lambda: Int8FormConfig(prelu="combo", input_conv=False)
+    )
     equalize: EqualizeConfig | None = field(default_factory=lambda: EqualizeConfig(max_factor=8))
     logit_clip: float = 8.0
     per_channel: bool = True
