@@ -22,5 +22,7 @@ fi
 # criterion depends on the CPU having int8 dot-product instructions; the log records both).
 if [ -d ../shared/data/calib ] && [ "${SKIP_INT8_LATENCY:-0}" != 1 ]; then
   echo "== int8 vs fp32 latency on this machine (informational) =="
-  bash scripts/int8_latency.sh "$(mktemp -d)" || echo "int8 latency measurement failed (not a test)"
+  scratch=$(mktemp -d)
+  bash scripts/int8_latency.sh "$scratch" || echo "int8 latency measurement failed (not a test)"
+  rm -rf "$scratch"
 fi

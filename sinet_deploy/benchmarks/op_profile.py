@@ -43,7 +43,6 @@ class OpModel:
     Attributes:
         index: the op's position in the model's execution order.
         op: builtin name (``CONV_2D``) or ``CUSTOM:name``.
-        inputs: shape and dtype of each non-constant input.
         output: shape and dtype of the first output.
         data: the one-op flatbuffer (``None`` when the op is not timed; see ``skipped``).
         skipped: why the op is not timed (``"constant"``, ``"control flow"``), else ``None``.
@@ -51,7 +50,6 @@ class OpModel:
 
     index: int
     op: str
-    inputs: list[tuple[tuple[int, ...], str]]
     output: tuple[tuple[int, ...], str]
     data: bytes | None
     skipped: str | None = None
@@ -147,21 +145,6 @@ class ProfileReport:
 # --- cutting a model into one-op models ------------------------------------------------------
 
 
-def _op_names(model: Any) -> list[str]:
-    from ai_edge_litert import schema_py_generated as schema
-
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    out = []
-    for code in model.operatorCodes:
-        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-        if builtin == schema.BuiltinOperator.CUSTOM:
-            custom = code.customCode
-            out.append(f"CUSTOM:{custom.decode() if isinstance(custom, bytes) else custom}")
-        else:
-            out.append(names.get(builtin, str(builtin)))
-    return out
-
-
 def _dtype_name(tensor_type: int) -> str:
     from ai_edge_litert import schema_py_generated as schema
 
@@ -184,39 +167,27 @@ def split_ops(data: bytes) -> list[OpModel]:
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
-    from sinet_deploy.runtimes.litert_rt import read_model_object
+    from sinet_deploy.runtimes.litert_rt import op_code_names, read_model_object
 
     model = read_model_object(data)
     if not model.subgraphs or not model.subgraphs[0].operators:
         raise ArtifactError("the TFLite model has no operators", hint="re-export the model")
-    names = _op_names(model)
+    names = op_code_names(model)
     graph = model.subgraphs[0]
+
+    def const(t: int) -> bool:
+        buf = graph.tensors[t].buffer
+        return bool(buf) and _has_data(model.buffers[buf])
+
     out: list[OpModel] = []
     for index, op in enumerate(graph.operators):
         name = names[op.opcodeIndex]
         ins = [int(t) for t in (op.inputs if op.inputs is not None else []) if t >= 0]
         outs = [int(t) for t in op.outputs]
-
-        def const(t: int) -> bool:
-            buf = graph.tensors[t].buffer
-            return bool(buf) and _has_data(model.buffers[buf])
-
         dynamic = [t for t in dict.fromkeys(ins) if not const(t)]
         first = graph.tensors[outs[0]]
-        shape_of = tuple(int(d) for d in (first.shape if first.shape is not None else []))
-        entry = OpModel(
-            index,
-            name,
-            [
-                (
-                    tuple(int(d) for d in (graph.tensors[t].shape or [])),
-                    _dtype_name(graph.tensors[t].type),
-                )
-                for t in dynamic
-            ],
-            (shape_of, _dtype_name(first.type)),
-            None,
-        )
+        shape = tuple(int(d) for d in (first.shape if first.shape is not None else []))
+        entry = OpModel(index, name, (shape, _dtype_name(first.type)), None)
         if name in _CONTROL_FLOW:
             entry.skipped = "control flow"
         elif not dynamic:

@@ -171,23 +171,32 @@ def read_model_object(data: bytes) -> Any:
         ) from None
 
 
+def op_code_names(model: Any) -> list[str]:
+    """The name of each entry of a ``ModelT``'s ``operatorCodes`` (``CONV_2D``, ``CUSTOM:x``)."""
+    schema = _schema()
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    out = []
+    for code in model.operatorCodes or []:
+        # deprecatedBuiltinCode holds codes < 127 in older files; the larger one is right.
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            name = code.customCode
+            out.append(f"CUSTOM:{name.decode() if isinstance(name, bytes) else name}")
+        else:
+            out.append(names.get(builtin, str(builtin)))
+    return out
+
+
 def op_counts(path_or_bytes: Path | bytes) -> dict[str, int]:
     """Builtin (and custom) operator counts of every subgraph, e.g. ``{"CONV_2D": 39, …}``."""
     data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
-    schema = _schema()
     model = read_model_object(data)
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    counts: Counter[str] = Counter()
-    for subgraph in model.subgraphs or []:
-        for op in subgraph.operators or []:
-            code = model.operatorCodes[op.opcodeIndex]
-            # deprecatedBuiltinCode holds codes < 127 in older files; the larger one is right.
-            builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-            if builtin == schema.BuiltinOperator.CUSTOM:
-                name = code.customCode
-                counts[f"CUSTOM:{name.decode() if isinstance(name, bytes) else name}"] += 1
-            else:
-                counts[names.get(builtin, str(builtin))] += 1
+    names = op_code_names(model)
+    counts = Counter(
+        names[op.opcodeIndex]
+        for subgraph in model.subgraphs or []
+        for op in subgraph.operators or []
+    )
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
