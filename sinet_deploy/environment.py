@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import subprocess
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import sinet_deploy
@@ -104,6 +106,48 @@ def adb_version() -> str | None:
     return out.splitlines()[0].strip() if out else None
 
 
+#: The hash-pinned lock of the whole environment (``scripts/lock.sh``), in a source checkout.
+LOCK_FILE = Path(__file__).resolve().parents[1] / "requirements.lock"
+_LOCK_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_lock(path: Path = LOCK_FILE) -> dict[str, str]:
+    """``{canonical name: version}`` of every ``name==version`` line of a pip-style lock."""
+    pins: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = _LOCK_LINE.match(line.strip())
+        if m:
+            pins[_canonical(m.group(1))] = m.group(2)
+    return pins
+
+
+def lock_status(path: Path = LOCK_FILE) -> dict[str, Any]:
+    """Whether the installed distributions are exactly the lock's versions.
+
+    Returns:
+        ``{"lock": path or None, "matches": True | False | None, "differences": [...]}``;
+        ``matches`` is ``None`` when no lock file is beside the package (an installed wheel).
+        Each difference reads ``name: locked X, installed Y`` (``Y`` may be ``missing``).
+    """
+    if not path.is_file():
+        return {"lock": None, "matches": None, "differences": []}
+    installed = {
+        _canonical(d.metadata["Name"]): d.version
+        for d in metadata.distributions()
+        if d.metadata["Name"]
+    }
+    diffs = [
+        f"{name}: locked {want}, installed {installed.get(name, 'missing')}"
+        for name, want in sorted(read_lock(path).items())
+        if installed.get(name) != want
+    ]
+    return {"lock": str(path), "matches": not diffs, "differences": diffs}
+
+
 def environment_report() -> dict[str, Any]:
     return {
         "sinet_deploy": sinet_deploy.__version__,
@@ -114,4 +158,5 @@ def environment_report() -> dict[str, Any]:
         **int8_dot_product(),
         "packages": package_versions(),
         "adb": adb_version(),
+        "lock": lock_status(),
     }

@@ -13,10 +13,12 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -147,13 +149,39 @@ def write_images(folder: Path, n: int = 3, size: int = 40) -> Path:
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on now (outside adb's emulator range 5554-5585)."""
+    """A TCP port nobody listens on *now* (outside adb's emulator range 5554-5585).
+
+    Another process may take it before the caller binds it: callers that start a server on it
+    retry (:func:`private_adb_server`); callers that need a port that stays refused use
+    :func:`refused_port`.
+    """
     while True:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
         if not 5554 <= port <= 5585:
             return port
+
+
+def read_line(stream: IO[str], timeout: float) -> str:
+    """One line from a child's pipe, or AssertionError after ``timeout`` seconds (a hung child
+    fails the test instead of hanging the suite)."""
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not got:
+        raise AssertionError(f"no line from the child process within {timeout:g} s")
+    return got[0]
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A port held bound but never listening: connections to it are refused, and no other
+    process can take it while the block runs (no race)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
 
 
 @dataclass
@@ -222,11 +250,16 @@ class AdbServer:
 @contextlib.contextmanager
 def private_adb_server(home: Path) -> Iterator[AdbServer]:
     """Start a private adb server; kill exactly that server at the end."""
-    server = AdbServer(free_port(), home)
     home.mkdir(parents=True, exist_ok=True)
-    started = server.adb("start-server", timeout=60)
-    if started.returncode != 0:
-        raise RuntimeError(f"adb start-server failed: {started.stderr}")
+    # The port is free when chosen, but another process may bind it before adb does: adb then
+    # fails to start, and a fresh port is tried (adb cannot be handed a bound socket).
+    for _attempt in range(5):
+        server = AdbServer(free_port(), home)
+        started = server.adb("start-server", timeout=60)
+        if started.returncode == 0:
+            break
+    else:
+        raise RuntimeError(f"adb start-server failed 5 times: {started.stderr}")
     try:
         yield server
     finally:

@@ -176,7 +176,7 @@ def test_workers_run_interleaved_in_rotated_rounds(
         assert len(r.latencies_ms) == 4 and r.runs == 4 and r.rounds == 2
         assert r.p10_ms <= r.median_ms <= r.p90_ms <= r.p99_ms  # type: ignore[operator]
         assert r.fps == pytest.approx(1000 / r.median_ms)  # type: ignore[operator]
-        assert r.init_ms and r.init_ms > 0 and r.peak_rss_mb and r.peak_rss_mb > 10
+        assert r.init_ms and r.init_ms > 0 and r.peak_rss_mb and r.peak_rss_mb > 0
         assert r.format == "onnx" and r.runtime == "fake"
         assert r.cpu_median_ms and r.cpu_median_ms > 0 and r.busy_factor is not None
     assert min(a.time_vs_fastest_sinet, b.time_vs_fastest_sinet) == 1.0  # type: ignore[type-var]

@@ -29,6 +29,7 @@ from tests.device_support import (
     AdbServer,
     make_tiny_tflite,
     private_adb_server,
+    read_line,
     write_images,
 )
 
@@ -287,7 +288,7 @@ def test_simulate_command_prints_one_json_line_and_runs_until_killed(server: Adb
     serial = None
     try:
         assert proc.stdout is not None
-        line = json.loads(proc.stdout.readline())
+        line = json.loads(read_line(proc.stdout, timeout=60))
         serial = line["serial"]
         assert set(line) >= {"serial", "benchmark_binary"} and line["simulated"] is True
         assert Path(line["benchmark_binary"]).read_bytes()[:4] == b"\x7fELF"
@@ -333,9 +334,10 @@ def test_unusable_device_states(
 
 
 def test_connect_refused_is_detected_although_adb_exits_0(cli: Any, server: AdbServer) -> None:
-    from tests.device_support import free_port
+    from tests.device_support import refused_port
 
-    r = cli("device", "info", "--serial", f"127.0.0.1:{free_port()}", "-P", server.port)
+    with refused_port() as port:
+        r = cli("device", "info", "--serial", f"127.0.0.1:{port}", "-P", server.port)
     assert_one_line_error(r, "adb connect", "failed")
 
 

@@ -117,8 +117,44 @@ def test_standin_output_of_each_vintage_parses(tmp_path: Path, profile: str, fmt
     if fmt == "current":
         assert out.inference.median is not None  # percentiles, as current builds print
         assert out.delegation.replacements  # XNNPACK applied by default
+    elif out.inference.all_same:
+        # Every run timed alike (whole microseconds on a tiny model): the one value printed
+        # is the median too, and the parser says so.
+        assert out.median_source == "median" and out.median_us == out.inference.curr
     else:
         assert out.median_source.startswith("mean")
+        assert out.median_us == out.inference_avg_us
+
+
+@pytest.mark.parametrize(
+    "line,median,source",
+    [
+        ("count=7 curr=12(all same)", 12.0, "median"),
+        ("count=7 first=10 curr=12 min=9 max=14 avg=11.5 std=1", 11.5, "mean"),
+        (
+            "count=7 first=10 curr=12 min=9 max=14 avg=11.5 std=1 p5=9 median=11 p95=14",
+            11,
+            "median",
+        ),
+    ],
+)
+def test_old_and_new_stat_lines_give_the_median_or_say_mean(
+    line: str, median: float, source: str
+) -> None:
+    run = "Running benchmark for at least {} iterations and at least 0 seconds"
+    text = "\n".join(
+        [
+            run.format(2),
+            "count=2 first=40 curr=40 min=40 max=40 avg=40 std=0",
+            run.format(7),
+            line,
+            "Inference timings in us: Init: 100, First inference: 50, "
+            "Warmup (avg): 40, Inference (avg): 11.5",
+        ]
+    )
+    out = parse_benchmark_output(text)
+    assert out.inference is not None and out.inference.count == 7
+    assert out.median_us == median and out.median_source.startswith(source)
 
 
 def test_standin_flags_delegates_and_output_file(sh: Shell) -> None:

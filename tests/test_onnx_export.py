@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sinet_deploy.benchmarks.tolerances import tolerance_for
+from sinet_deploy.benchmarks.tolerances import FP32_LOGIT_DIFF, tolerance_for
 from sinet_deploy.converters.torch_to_onnx import (
     OnnxExportConfig,
     export_onnx,
@@ -36,7 +36,7 @@ def test_each_block_matches_torch(name: str, tmp_path: Path) -> None:
     x = np.random.default_rng(0).normal(size=(1, channels, 16, 24)).astype(np.float32)
     with torch.no_grad():
         expected = module(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(_run(path, x), expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(_run(path, x), expected, atol=FP32_LOGIT_DIFF, rtol=0)
     assert "BatchNormalization" not in graph_op_counts(path)  # folded by constant folding
 
 
