@@ -295,3 +295,49 @@ def test_jobs_follow_converters_and_format_order() -> None:
         ("coreml", ["fp32"]),
         ("newfmt", ["fp32"]),
     ]
+
+
+@pytest.mark.slow
+def test_pipeline_exports_for_real_and_exits_0(  # type: ignore[no-untyped-def]
+    cli, official_weights: Path, tmp_path: Path
+) -> None:
+    """The main job's success path with nothing replaced: real ONNX and TFLite exports (each in
+    its own worker process), gated on the packaged portraits plus --images, parity, bench and
+    the report."""
+    from tests.conftest import CALIB
+
+    calib = sorted(p for p in need(CALIB).iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    images = tmp_path / "portraits"
+    images.mkdir()
+    for p in calib[:3]:
+        (images / p.name).symlink_to(p.resolve())
+    out = tmp_path / "run"
+    res = cli(
+        "pipeline",
+        "--out",
+        out,
+        "--formats",
+        "onnx,tflite",
+        "--precisions",
+        "fp32",
+        "--images",
+        images,
+        "--runs",
+        "3",
+        "--warmup",
+        "1",
+        "--json",
+    )
+    assert res.code == 0, res.err
+    data = res.json()
+    exports = {(e["format"], e["precision"]): e for e in data["exports"]}
+    assert set(exports) == {("onnx", "fp32"), ("tflite", "fp32")}
+    for e in exports.values():
+        art = Path(e["artifact"])
+        assert e["passed"] and art.is_file()
+        manifest = json.loads(art.with_suffix(".json").read_text())
+        # The gate decided on the two packaged portraits plus the three --images.
+        names = {r["image"] for r in manifest["parity"]["per_image"]}
+        assert names >= {p.name for p in calib[:3]} and len(names) == 5
+    assert (out / "report" / "report.html").is_file()
+    assert (out / "report" / "results.json").is_file()

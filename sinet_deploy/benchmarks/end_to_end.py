@@ -303,6 +303,8 @@ def run_pipeline(
         "out_dir": str(art_dir),
         "input_size": list(input_size),
         "calib": str(calib) if calib else None,
+        # The export gate decides on the packaged portraits plus --images, as `export` does.
+        "gate_images": str(images) if images else None,
         "parity": parity_spec,
     }
     reg = {

@@ -57,7 +57,8 @@ def run_job(job: dict[str, Any], progress: ProgressFn | None = None) -> dict[str
     """Export one format, then (when ``job["parity"]`` is set) check what was published.
 
     Args:
-        job: ``weights, format, precisions, out_dir, input_size, calib``, ``parity``
+        job: ``weights, format, precisions, out_dir, input_size, calib``, ``gate_images``
+            (a folder the export gate adds to the packaged portraits, or ``None``), ``parity``
             (``None`` or ``{"images": [paths], "source", "overlay_dir", "slow_images"}``) and
             optionally ``threads`` for the parity sessions (default: every usable core).
         progress: optional callback (in-process runs only).
@@ -82,6 +83,7 @@ def run_job(job: dict[str, Any], progress: ProgressFn | None = None) -> dict[str
             out_dir=Path(job["out_dir"]),
             input_size=(int(job["input_size"][0]), int(job["input_size"][1])),
             calib=Path(job["calib"]) if job.get("calib") else None,
+            images=Path(job["gate_images"]) if job.get("gate_images") else None,
             progress=progress,
         )
     except FATAL_ERRORS:

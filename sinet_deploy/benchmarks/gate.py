@@ -112,6 +112,24 @@ def random_images(size: tuple[int, int], count: int, seed: int = 0) -> list[np.n
     return [rng.integers(0, 256, size=(1, h, w, 3), dtype=np.uint8) for _ in range(count)]
 
 
+def _worst(per_image: list[dict[str, Any]], failure: str) -> str:
+    """`` (worst: NAME IoU X)`` for a failed IoU/agreement/diff bound: the image to look at."""
+    for key, pick in (
+        ("min_iou", "iou"),
+        ("mean_iou", "iou"),
+        ("pixel_agreement", "pixel_agreement"),
+        ("max |Δ prob|", "max_abs_prob_diff"),
+    ):
+        if failure.startswith(key):
+            rows = [r for r in per_image if pick in r]
+            if not rows:
+                return ""
+            fn = max if pick == "max_abs_prob_diff" else min
+            row = fn(rows, key=lambda r: float(r[pick]))
+            return f" (worst: {row['image']} {pick} {float(row[pick]):.5g})"
+    return ""
+
+
 def gate_images(extra: Path | None = None) -> list[Path]:
     """The built-in portraits plus the images of ``extra`` (a folder), if given."""
     paths = builtin_images()
@@ -164,7 +182,9 @@ def run_gate(
     rnd_stats = aggregate(per_random) if per_random else None
     failures: list[str] = []
     if img_stats is not None:
-        failures += [f"portraits: {f}" for f in tol.failures(img_stats)]
+        failures += [
+            f"portraits: {f}{_worst(per_image, f)}" for f in tol.failures(img_stats)
+        ]
     if rnd_stats is not None and tol.max_abs_prob_diff is not None:
         only_diff = Tolerance(tol.why, max_abs_prob_diff=tol.max_abs_prob_diff)
         failures += [f"random inputs: {f}" for f in only_diff.failures(rnd_stats)]
