@@ -182,9 +182,7 @@ def run_gate(
     rnd_stats = aggregate(per_random) if per_random else None
     failures: list[str] = []
     if img_stats is not None:
-        failures += [
-            f"portraits: {f}{_worst(per_image, f)}" for f in tol.failures(img_stats)
-        ]
+        failures += [f"portraits: {f}{_worst(per_image, f)}" for f in tol.failures(img_stats)]
     if rnd_stats is not None and tol.max_abs_prob_diff is not None:
         only_diff = Tolerance(tol.why, max_abs_prob_diff=tol.max_abs_prob_diff)
         failures += [f"random inputs: {f}" for f in only_diff.failures(rnd_stats)]

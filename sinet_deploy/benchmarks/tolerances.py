@@ -23,7 +23,7 @@ from sinet_deploy.errors import UserInputError
 FP32_EPS = 2.0**-23
 
 
-def ulps(values: np.ndarray | float, dtype: str | np.dtype[Any], k: float = 1.0) -> np.ndarray:
+def ulps(values: Any, dtype: Any, k: float = 1.0) -> np.ndarray:
     """``k`` units in the last place of ``dtype`` at each value (elementwise, float64).
 
     The spacing is taken at ``|value|`` rounded to ``dtype``, i.e. the gap to the next
