@@ -96,7 +96,10 @@ def test_pipeline_runs_every_stage_and_exits_3_on_a_failed_gate(
     assert set(data["stages_s"]) == {"export + parity", "bench", "report"}
     assert data["wall_s"] > 0
     names = {r["name"] for r in data["summary"]}
-    assert names == {"pytorch-eager", "tiny.onnx"}
+    # The failed export is in the summary too, not only in the export section.
+    assert names == {"pytorch-eager", "tiny.onnx", "tflite/int8"}
+    failed = next(r for r in data["summary"] if r["name"] == "tflite/int8")
+    assert failed["passed"] is False and failed["failure"] == "export gate"
     tiny = next(r for r in data["summary"] if r["name"] == "tiny.onnx")
     assert tiny["passed"] is False and tiny["median_ms"] > 0  # not SINet: fails the matrix
     assert "tflite/int8" in res.err and "tiny.onnx" in res.err
@@ -104,6 +107,9 @@ def test_pipeline_runs_every_stage_and_exits_3_on_a_failed_gate(
         assert (out / "report" / name).is_file()
     saved = json.loads((out / "report" / "results.json").read_text())
     assert saved["pipeline"]["exports"][-1]["failure"] == "gate"
+    assert any(r["name"] == "tflite/int8" for r in saved["summary"])
+    html = (out / "report" / "report.html").read_text()
+    assert "Not shipped: tiny.onnx, tflite/int8" in html
 
 
 def test_pipeline_summary_table_is_one_screen(

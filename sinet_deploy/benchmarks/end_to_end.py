@@ -174,16 +174,24 @@ def bench_candidates(
     *,
     weights: str,
     torch_row: bool = True,
-    cuda: bool = True,
+    cuda: bool | None = None,
 ) -> list[Candidate]:
     """The benchmark's rows: per thread count PyTorch eager (one row per input size among the
     artifacts), every artifact and every peer; then the CUDA rows once.
 
     CoreML packages are listed as skipped off macOS: the only evaluator on Linux is a reference
-    interpreter, whose speed says nothing about a phone. The CUDA rows are listed as skipped,
-    with the reason, on a machine without an NVIDIA GPU.
+    interpreter, whose speed says nothing about a phone. The CUDA rows are listed when asked
+    (``cuda=True``; skipped, with the reason, without an NVIDIA GPU) or, by default, when this
+    machine has an NVIDIA GPU.
     """
-    from sinet_deploy.benchmarks.timing import artifact_input_size, cuda_candidates
+    from sinet_deploy.benchmarks.timing import (
+        artifact_input_size,
+        cuda_candidates,
+        cuda_unavailable_reason,
+    )
+
+    if cuda is None:
+        cuda = cuda_unavailable_reason() is None
 
     sizes = list(dict.fromkeys(artifact_input_size(a) for a in artifacts)) or [(224, 224)]
     out: list[Candidate] = []
@@ -238,7 +246,7 @@ def run_pipeline(
     warmup: int = 3,
     threads: Sequence[int] = (1,),
     input_size: tuple[int, int] = (224, 224),
-    cuda: bool = True,
+    cuda: bool | None = None,
     coreml_images: int = 8,
     formats: Sequence[str] | None = None,
     precisions: Sequence[str] | None = None,
@@ -256,7 +264,7 @@ def run_pipeline(
         calib: calibration images for converters that quantize activations (int8).
         runs / warmup / threads: benchmark settings.
         input_size: ``(H, W)`` of the exported artifacts.
-        cuda: list the CUDA rows (skipped, with the reason, on a machine without a GPU).
+        cuda: list the CUDA rows (``None``: only when an NVIDIA GPU is present).
         coreml_images: images for the parity of artifacts that only a slow reference evaluator
             runs here (CoreML on Linux); 0 = all of them.
         formats / precisions: export only these (default: everything registered).

@@ -85,7 +85,10 @@ def _key(path: str | None) -> str | None:
 
 
 def summary_rows(
-    bench: dict[str, Any] | None, parity: dict[str, Any] | None, threads: int | None = None
+    bench: dict[str, Any] | None,
+    parity: dict[str, Any] | None,
+    threads: int | None = None,
+    exports: Sequence[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Bench rows (at one thread count, the smallest by default) joined with parity results.
 
@@ -94,7 +97,9 @@ def summary_rows(
         size_bytes, threads, median_ms, p90_ms, fps, speedup_vs_torch, time_vs_fastest_sinet,
         mean_iou, min_iou, max_abs_prob_diff, passed`` (``None`` where it does not apply:
         no parity for PyTorch itself or for a peer). Artifacts with parity but no bench row
-        are appended with empty latency columns.
+        are appended with empty latency columns; so are failed exports (``exports`` rows of the
+        pipeline whose gate failed or whose converter stopped), with ``passed`` false and
+        ``failure`` saying which, so a summary never hides them.
     """
     by_path = {_key(r.get("path")): r for r in (parity or {}).get("results", [])}
     rows = [r for r in (bench or {}).get("results", []) if not r.get("skipped")]
@@ -119,6 +124,18 @@ def summary_rows(
                     },
                     p,
                 )
+            )
+    for e in exports or ():
+        if not e.get("passed"):
+            out.append(
+                {
+                    **_summary_line({"name": f"{e['format']}/{e['precision']}"}, None),
+                    "format": e.get("format"),
+                    "precision": e.get("precision"),
+                    "passed": False,
+                    "failure": "export gate" if e.get("failure") == "gate" else "export error",
+                    "error": e.get("error"),
+                }
             )
     return out
 
@@ -149,12 +166,21 @@ def _summary_line(b: dict[str, Any], p: dict[str, Any] | None) -> dict[str, Any]
 TIE_FRACTION = 0.05
 
 
-def recommendation(summary: Sequence[dict[str, Any]]) -> str | None:
-    """One sentence: the artifact to ship — the fastest SINet artifact that passed its parity
-    gate; among those within :data:`TIE_FRACTION` of it, the one closest to PyTorch."""
+def recommendation(
+    summary: Sequence[dict[str, Any]], machine: dict[str, Any] | None = None
+) -> str | None:
+    """The artifact to ship — the fastest SINet artifact that passed its parity gate; among
+    those within :data:`TIE_FRACTION` of it, the one closest to PyTorch — plus where it was
+    measured (a phone may rank them differently) and what failed and was left out."""
     ok = [r for r in summary if r.get("passed") and r.get("median_ms")]
+    failed = [str(r["name"]) for r in summary if r.get("passed") is False]
+    left_out = (
+        f" Not shipped: {', '.join(failed)} (failed its gate or its export; see the summary)."
+        if failed
+        else ""
+    )
     if not ok:
-        return None
+        return left_out.strip() or None
     fastest = min(r["median_ms"] for r in ok)
     tied = [r for r in ok if r["median_ms"] <= fastest * (1 + TIE_FRACTION)]
     best = max(tied, key=lambda r: (r.get("mean_iou") or 0.0, -r["median_ms"]))
@@ -173,6 +199,13 @@ def recommendation(summary: Sequence[dict[str, Any]]) -> str | None:
         f"Ship {best['name']}: the fastest artifact that passes its parity gate{ties} — "
         f"{fmt_ms(best['median_ms'])} ms median at {best['threads']} thread(s){speed}, "
         f"mean IoU {fmt_num(best['mean_iou'])} vs PyTorch."
+        + (
+            f" Measured on this desktop CPU ({machine['cpu_model']}); a phone may rank them "
+            "differently: check with `sinet-deploy device bench`."
+            if machine and machine.get("cpu_model")
+            else ""
+        )
+        + left_out
     )
 
 
@@ -195,7 +228,11 @@ def build_results(
             "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "command": command,
             "machine": machine,
-            "summary": summary_rows(bench, parity) if (bench or parity) else [],
+            "summary": (
+                summary_rows(bench, parity, exports=(pipeline or {}).get("exports"))
+                if (bench or parity or pipeline)
+                else []
+            ),
             "bench": bench,
             "parity": parity,
             "pipeline": pipeline,
@@ -532,7 +569,7 @@ def render_markdown(results: dict[str, Any], overlays: Sequence[dict[str, Any]])
         "",
     ]
     summary = results.get("summary") or []
-    if rec := recommendation(summary):
+    if rec := recommendation(summary, results.get("machine")):
         out += [f"**{rec}**", ""]
     if warning := busy_warning(bench):
         out += [f"> **Warning:** {warning}", ""]
@@ -763,7 +800,7 @@ def render_html(
         + f"<br><b>Machine:</b> {e(_machine_line(results['machine']))}</p>",
     ]
     summary = results.get("summary") or []
-    if rec := recommendation(summary):
+    if rec := recommendation(summary, results.get("machine")):
         parts.append(f'<p class="rec">{e(rec)}</p>')
     if warning := busy_warning(bench):
         parts.append(f'<p class="warn">{e(warning)}</p>')

@@ -39,6 +39,20 @@ COMMAND_MODULES = (
     "profile_cmd",
 )
 
+
+@app.callback()
+def _global_options(
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Only results, warnings and errors: no progress lines."
+    ),
+) -> None:
+    """Convert SINet to ONNX/TFLite/CoreML, benchmark it, and prove every runtime computes the
+    same thing."""
+    from sinet_deploy.cli.output import set_quiet
+
+    set_quiet(quiet)
+
+
 for _name in COMMAND_MODULES:
     importlib.import_module(f"sinet_deploy.cli.{_name}").register(app)
 

@@ -10,7 +10,8 @@ from typing import Any
 import typer
 
 from sinet_deploy.cli.output import err_console, print_json
-from sinet_deploy.errors import ArtifactError, UserInputError
+from sinet_deploy.errors import UserInputError
+from sinet_deploy.runtimes.paths import check_model_path
 
 
 def register(app: typer.Typer) -> None:
@@ -31,34 +32,24 @@ def parse_threads(text: str) -> list[int]:
     return sorted(dict.fromkeys(values))
 
 
-def check_model_path(path: Path, what: str = "artifact") -> Path:
-    """A model path that exists and has a known suffix (exit 2 otherwise)."""
-    if not path.exists():
-        raise ArtifactError(f"{what} {path} does not exist", hint="check the path")
-    if path.suffix not in (".tflite", ".onnx", ".mlpackage"):
-        raise ArtifactError(
-            f"{what} {path} is not a .tflite, .onnx or .mlpackage model",
-            hint="pass a model file made by `sinet-deploy export` or a peer model",
-        )
-    if path.is_file() and path.stat().st_size == 0:
-        raise ArtifactError(f"{what} {path} is empty", hint="re-export or re-download it")
-    return path
-
-
-def print_bench_table(bench: dict[str, Any]) -> None:
+def print_bench_table(bench: dict[str, Any], machine: dict[str, Any] | None = None) -> None:
     from rich.markup import escape
 
     from sinet_deploy.benchmarks.report import BENCH_HEADER, bench_cells, busy_warning
+    from sinet_deploy.benchmarks.timing import RATIO_COLUMNS
     from sinet_deploy.cli.tables import print_table, table_console
 
     rows = [r for r in bench["results"] if not r.get("skipped")]
+    cpu = f" on {machine['cpu_model']}" if machine and machine.get("cpu_model") else ""
     print_table(
-        "Latency (interleaved, each model in its own process)",
+        f"Latency{cpu} (interleaved, each model in its own process)",
         BENCH_HEADER,
         [bench_cells(r) for r in rows],
         "llrrrrrrrrrr",
-        # least useful at a glance first: p99, init, RSS, size, p10–p90, runtime, threads, ratio
-        drop_order=(8, 4, 5, 3, 7, 1, 2, 11),
+        # Dropped first on a narrow terminal: p99, the p10–p90 spread, runtime, threads, the
+        # second ratio. Size, init time and peak memory are what a mobile engineer reads first:
+        # they are never dropped.
+        drop_order=(8, 7, 1, 2, 11),
         styles=[{"reference": "dim", "peer": "yellow"}.get(r.get("role", ""), "") for r in rows],
     )
     out = table_console()
@@ -68,9 +59,10 @@ def print_bench_table(bench: dict[str, Any]) -> None:
         if r.get("skipped"):
             out.print(f"[dim]skipped {escape(r['name'])}: {escape(r['skipped'])}[/]")
     out.print(
-        "[dim]× PyTorch = PyTorch eager median / row median (same threads); "
-        "vs fastest SINet = row median / fastest SINet artifact median. "
-        "Absolute times drift 5–15% between runs here: compare ratios.[/]"
+        f"[dim]× PyTorch = {escape(RATIO_COLUMNS['speedup_vs_torch'])}; vs fastest SINet = "
+        f"{escape(RATIO_COLUMNS['time_vs_fastest_sinet'])}; paired by round = "
+        f"{escape(RATIO_COLUMNS['paired by round'])}. Compare ratios, not absolute times, "
+        "across runs.[/]"
     )
 
 
@@ -87,7 +79,11 @@ def bench(
     ),
     weights: str = typer.Option("official", "--weights", help="Weights of the PyTorch row."),
     no_torch: bool = typer.Option(False, "--no-torch", help="Skip the PyTorch eager row."),
-    no_cuda: bool = typer.Option(False, "--no-cuda", help="Do not list the CUDA rows."),
+    cuda: bool = typer.Option(
+        None,
+        "--cuda/--no-cuda",
+        help="List the CUDA rows (default: only when an NVIDIA GPU is present).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
     report: Path = typer.Option(
         None, "--report", help="Write report.html, report.md and results.json into this folder."
@@ -109,7 +105,7 @@ def bench(
     if report is not None:
         ensure_out_dir(report)
     candidates = bench_candidates(
-        artifacts, peers, thread_list, weights=weights, torch_row=not no_torch, cuda=not no_cuda
+        artifacts, peers, thread_list, weights=weights, torch_row=not no_torch, cuda=cuda
     )
     with progress_bar() as progress:
         result = run_benchmark(
@@ -117,14 +113,18 @@ def bench(
         )
     machine = machine_info()
     data = result.to_dict(with_latencies=True)
-    if report is not None:
-        paths = write_report(report, machine=machine, bench=data, command=command_line())
-        err_console.print(f"report: {paths['html']}", soft_wrap=True)
+    paths = (
+        write_report(report, machine=machine, bench=data, command=command_line())
+        if report is not None
+        else None
+    )
     if as_json:
         lean = result.to_dict(with_latencies=False)
         print_json({"machine": machine, **lean})
-        return
-    print_bench_table(data)
+    else:
+        print_bench_table(data, machine)
+    if paths:
+        err_console.print(f"report: {paths['html']}", soft_wrap=True)
 
 
 def command_line() -> str | None:

@@ -36,7 +36,7 @@ def diagnose(
     negative drops point at the layers int8 handles worst. Exit 2 on a bad path or image.
     """
     from sinet_deploy.benchmarks.layerwise import layerwise
-    from sinet_deploy.cli.parity_cmd import resolve_images
+    from sinet_deploy.benchmarks.parity_paths import resolve_images
     from sinet_deploy.errors import UserInputError
     from sinet_deploy.models.preprocessing import load_input
     from sinet_deploy.runtimes import load_session

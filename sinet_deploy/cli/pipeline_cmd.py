@@ -30,17 +30,15 @@ def print_summary(result: Any, total_s: float) -> None:
     from sinet_deploy.cli.tables import print_table, table_console
 
     bench = result.bench.to_dict() if result.bench else None
-    rows = join_rows(bench, result.parity)
+    rows = join_rows(bench, result.parity, exports=result.exports)
     # The report's summary columns, less "threads": the title names the one thread count.
     drop = SUMMARY_HEADER.index("threads")
     header = SUMMARY_HEADER[:drop] + SUMMARY_HEADER[drop + 1 :]
     cells = [c[:drop] + c[drop + 1 :] for c in map(summary_cells, rows)]
     styles = [{"reference": "dim", "peer": "yellow"}.get(r.get("role") or "", "") for r in rows]
-    for e in result.exports:
-        if not e["passed"]:
-            what = "export gate FAIL" if e.get("failure") == "gate" else "export error FAIL"
-            cells.append([f"{e['format']}/{e['precision']}"] + ["—"] * 8 + [what])
-            styles.append("")
+    for row, c in zip(rows, cells, strict=True):
+        if row.get("failure"):  # a failed export: say which kind in the gate column
+            c[-1] = f"{row['failure']} FAIL"
     threads = rows[0]["threads"] if rows and rows[0].get("threads") else 1
     runs = result.bench.runs if result.bench else 0
     print_table(
@@ -58,7 +56,9 @@ def print_summary(result: Any, total_s: float) -> None:
             out.print(f"[red]{e['format']}/{e['precision']}[/]: {escape(msg)}")
     if warning := busy_warning(bench):
         out.print(f"[yellow]{escape(warning)}[/]")
-    if rec := recommendation(rows):
+    from sinet_deploy.benchmarks.machine import machine_info
+
+    if rec := recommendation(rows, machine_info()):
         out.print(escape(rec))
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in result.stages_s.items())
     out.print(
@@ -114,11 +114,12 @@ def pipeline(
     """Export every format and precision → parity → bench (with peers) → one-screen summary."""
     from sinet_deploy.benchmarks.end_to_end import run_pipeline
     from sinet_deploy.benchmarks.report import summary_rows
-    from sinet_deploy.cli.bench_cmd import check_model_path, command_line, parse_threads
+    from sinet_deploy.cli.bench_cmd import command_line, parse_threads
     from sinet_deploy.cli.common import ensure_out_dir
     from sinet_deploy.cli.progress import progress_bar
     from sinet_deploy.errors import ImageError, UserInputError
     from sinet_deploy.models.config import parse_input_size
+    from sinet_deploy.runtimes.paths import check_model_path
 
     t_start = time.perf_counter()
     peers = [check_model_path(p, "peer model") for p in peer or []]
@@ -161,7 +162,7 @@ def pipeline(
             {
                 "wall_s": round(total, 2),
                 **result.summary_info(),
-                "summary": summary_rows(bench, parity),
+                "summary": summary_rows(bench, parity, exports=result.exports),
                 "bench": bench,
                 "parity": parity,
                 "report": {k: str(v) for k, v in result.report.items()},

@@ -1,26 +1,45 @@
-"""A rich progress bar on stderr for long commands (bench, parity, pipeline).
+"""Progress of long commands (export, bench, parity, pipeline) on stderr.
 
-The library reports progress through a ``(description, done, total)`` callback and never prints;
-this turns the callback into a transient bar that disappears when the command is done, so stdout
-(``--json``) stays clean.
+The library reports progress through a ``(description, done, total)`` callback and never prints.
+On a terminal this becomes a transient rich bar naming the current step; in a pipe or a file
+(CI logs, ``| tee``) it becomes one plain timestamped line per step, so a log shows what ran
+and for how long; ``--quiet`` silences both. stdout (``--json``) stays clean either way.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sinet_deploy.cli.output import err_console
+from sinet_deploy.cli.output import err_console, is_quiet
 
 ProgressFn = Callable[[str, int, int], None]
 
 
+def plain_progress(clock: Callable[[], float] = time.time) -> ProgressFn:
+    """A callback printing ``HH:MM:SS [done/total] description`` when the step changes."""
+    last: dict[str, str | None] = {"description": None}
+
+    def update(description: str, done: int, total: int) -> None:
+        if description == last["description"]:
+            return
+        last["description"] = description
+        stamp = time.strftime("%H:%M:%S", time.localtime(clock()))
+        count = f"[{done + 1}/{total}] " if total else ""
+        err_console.print(f"{stamp} {count}{description}", soft_wrap=True, markup=False)
+
+    return update
+
+
 @contextmanager
 def progress_bar() -> Iterator[ProgressFn]:
-    """Yield a progress callback bound to a transient stderr bar (a no-op when stderr is not
-    a terminal: logs and CI output stay free of bar remnants)."""
-    if not err_console.is_terminal:
+    """Yield a progress callback: a transient bar on a terminal, plain lines elsewhere."""
+    if is_quiet():
         yield lambda description, done, total: None
+        return
+    if not err_console.is_terminal:
+        yield plain_progress()
         return
     from rich.progress import (
         BarColumn,
@@ -41,6 +60,6 @@ def progress_bar() -> Iterator[ProgressFn]:
         task = bar.add_task("starting", total=None)
 
         def update(description: str, done: int, total: int) -> None:
-            bar.update(task, description=description[:60], completed=done, total=total)
+            bar.update(task, description=description, completed=done, total=total)
 
         yield update

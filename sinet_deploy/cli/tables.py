@@ -8,15 +8,11 @@ from typing import Any
 
 from sinet_deploy.cli.output import console
 
-#: Width assumed when stdout is a pipe or a file (rich would assume 80).
-PIPE_WIDTH = 150
-
 
 def table_console() -> Any:
-    """The stdout console, or a :data:`PIPE_WIDTH`-column one when stdout is not a terminal."""
-    from rich.console import Console
-
-    return console if console.is_terminal else Console(highlight=False, width=PIPE_WIDTH)
+    """The stdout console: the terminal's width, or a very wide one (no column dropped, no
+    cell cut) when stdout is a pipe or a file."""
+    return console
 
 
 def fit_columns(
