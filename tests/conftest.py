@@ -60,8 +60,18 @@ def _isolated_home(sinet_home: Path) -> None:
 
 
 class CliResult:
+    """Exit code, stdout, and stderr without the plain progress lines (``raw_err`` has them):
+    outside a terminal each step prints a timestamped line, and tests read the rest."""
+
     def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
+        import re
+
+        from sinet_deploy.cli.progress import PLAIN_LINE
+
+        self.code, self.out, self.raw_err = code, out, err
+        self.err = "".join(
+            line for line in err.splitlines(keepends=True) if not re.match(PLAIN_LINE, line)
+        )
 
     def json(self) -> object:
         import json

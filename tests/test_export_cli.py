@@ -105,3 +105,31 @@ def test_failed_gate_exit_3_publishes_nothing(
     assert res.code == 3
     assert json.loads(res.out)["passed"] is False
     assert [p.name for p in folder.glob("*.onnx")] == ["sinet_64x64_fp32.failed.onnx"]
+
+
+def test_export_log_in_a_file_reads_well(tmp_path: Path) -> None:
+    """``export ... > log 2>&1``: a timestamped line per step, every artifact named in full,
+    no "…", no colour codes; ``--quiet`` keeps only the result table."""
+    import re
+    import subprocess
+    import sys
+
+    log = tmp_path / "log"
+    args = [sys.executable, "-m", "sinet_deploy", "export", "--formats", "onnx"]
+    args += ["--precisions", "fp32", "--weights", "random", "--input-size", "64x64"]
+    with log.open("w") as fh:
+        code = subprocess.run(
+            [*args, "--out", str(tmp_path / "m")], stdout=fh, stderr=subprocess.STDOUT, timeout=600
+        ).returncode
+    text = log.read_text()
+    assert code == 0, text
+    assert re.search(r"^\d\d:\d\d:\d\d \[2/3\] converting onnx fp32$", text, re.M), text
+    assert "onnx/sinet_64x64_fp32.onnx" in text and "…" not in text and "\x1b[" not in text
+    quiet = subprocess.run(
+        [sys.executable, "-m", "sinet_deploy", "--quiet", *args[3:], "--out", str(tmp_path / "q")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert quiet.returncode == 0 and "converting" not in quiet.stderr
+    assert "sinet_64x64_fp32.onnx" in quiet.stdout

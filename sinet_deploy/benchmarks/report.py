@@ -319,6 +319,18 @@ def _legend_patch(colour: str, role: str) -> Any:
     return Patch(facecolor=colour, alpha=0.75, label=names.get(role, role))
 
 
+def _tolerance(row: dict[str, Any]) -> Any:
+    """The registered gate of a parity row (``None`` for a peer or an unknown pair)."""
+    from sinet_deploy.benchmarks.tolerances import TOLERANCES
+
+    return TOLERANCES.get((str(row.get("format")), str(row.get("precision"))))
+
+
+def _bounds(row: dict[str, Any]) -> list[float]:
+    tol = _tolerance(row)
+    return [b for b in (tol and tol.min_iou, tol and tol.mean_iou) if b]
+
+
 def iou_plot(parity: dict[str, Any]) -> bytes | None:
     """Per-image mask IoU vs PyTorch for each artifact: a box plot with every image as a dot."""
     from matplotlib.figure import Figure
@@ -352,12 +364,18 @@ def iou_plot(parity: dict[str, Any]) -> bytes | None:
             edgecolors="white",
             linewidths=0.4,
         )
-    lo = min(min(d) for d in data)
+    for y, r in zip(pos, rows, strict=True):
+        # The gate's bounds for this artifact: dashed = worst image, dotted = mean.
+        tol = _tolerance(r)
+        for bound, style in ((tol and tol.min_iou, "--"), (tol and tol.mean_iou, ":")):
+            if bound:
+                ax.plot([bound, bound], [y - 0.4, y + 0.4], ls=style, color="#444", lw=1.2)
+    lo = min([min(d) for d in data] + [b for r in rows for b in _bounds(r)])
     ax.set_xlim(max(0.0, lo - max(0.002, (1 - lo) * 0.1)), 1.0 + max(0.0005, (1 - lo) * 0.05))
     ax.set_yticks(pos, [r["artifact"] for r in rows], fontsize=9)
     ax.set_xlabel(
         "mask IoU against the PyTorch fp32 reference, one dot per image "
-        "(green: gate passed, red: failed)"
+        "(green: gate passed, red: failed; gate bounds: dashed worst image, dotted mean)"
     )
     ax.set_title("Agreement with PyTorch per image (higher is better)", fontsize=11, loc="left")
     ax.grid(axis="x", alpha=0.3)
@@ -608,8 +626,20 @@ def render_markdown(results: dict[str, Any], overlays: Sequence[dict[str, Any]])
             out += ["### Pairs", "", _md_table(*parity_table(parity["pairs"], pairs=True)), ""]
     if overlays:
         out += ["## Worst disagreements", "", OVERLAY_LEGEND, ""]
-        out += [f"![{o['caption']}]({o['file']})  \n{o['caption']}\n" for o in overlays]
+        for artifact, group in _by_artifact(overlays):
+            out += [f"### {artifact}", ""]
+            out += [f"![{o['caption']}]({o['file']})  \n{o['caption']}\n" for o in group]
     return "\n".join(out) + "\n"
+
+
+def _by_artifact(
+    overlays: Sequence[dict[str, Any]],
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Overlays grouped under the artifact they show, in first-seen order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for o in overlays:
+        groups.setdefault(str(o.get("artifact") or "overlays"), []).append(o)
+    return list(groups.items())
 
 
 OVERLAY_LEGEND = (
@@ -862,11 +892,13 @@ def render_html(
             f'<p class="note">{e(OVERLAY_LEGEND)}</p>',
             '<div class="overlays">',
         ]
-        for o in overlays:
-            parts.append(
-                f"<figure>{_img(Path(o['path']).read_bytes(), o['caption'], '')}"
-                f"<figcaption>{e(o['caption'])}</figcaption></figure>"
-            )
+        for artifact, group in _by_artifact(overlays):
+            parts += [f"</div><h3>{e(artifact)}</h3>", '<div class="overlays">']
+            for o in group:
+                parts.append(
+                    f"<figure>{_img(Path(o['path']).read_bytes(), o['caption'], '')}"
+                    f"<figcaption>{e(o['caption'])}</figcaption></figure>"
+                )
         parts.append("</div>")
     parts.append(
         "<details><summary>Machine and library versions</summary><pre>"
@@ -911,7 +943,7 @@ def write_report(
         machine=machine, bench=bench, parity=parity, pipeline=pipeline, command=command
     )
     overlays = [
-        {**o, "path": str(out_dir / o["file"])}
+        {**o, "path": str(out_dir / o["file"]), "artifact": r.get("artifact")}
         for r in (results.get("parity") or {}).get("results", [])
         for o in r.get("overlays") or []
     ]

@@ -17,6 +17,10 @@ from sinet_deploy.cli.output import err_console, is_quiet
 ProgressFn = Callable[[str, int, int], None]
 
 
+#: What a plain progress line looks like (tests and log readers can tell them from results).
+PLAIN_LINE = r"^\d\d:\d\d:\d\d (\[\d+/\d+\] )?"
+
+
 def plain_progress(clock: Callable[[], float] = time.time) -> ProgressFn:
     """A callback printing ``HH:MM:SS [done/total] description`` when the step changes."""
     last: dict[str, str | None] = {"description": None}
@@ -26,7 +30,7 @@ def plain_progress(clock: Callable[[], float] = time.time) -> ProgressFn:
             return
         last["description"] = description
         stamp = time.strftime("%H:%M:%S", time.localtime(clock()))
-        count = f"[{done + 1}/{total}] " if total else ""
+        count = f"[{min(done + 1, total)}/{total}] " if total else ""
         err_console.print(f"{stamp} {count}{description}", soft_wrap=True, markup=False)
 
     return update
