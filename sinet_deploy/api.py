@@ -236,7 +236,7 @@ def bench(
     from sinet_deploy.benchmarks.end_to_end import bench_candidates
     from sinet_deploy.benchmarks.machine import machine_info
     from sinet_deploy.benchmarks.timing import run_benchmark
-    from sinet_deploy.runtimes.paths import check_model_path
+    from sinet_deploy.model_paths import check_model_path
 
     arts = [check_model_path(Path(a)) for a in artifacts]
     peer_paths = [check_model_path(Path(p), "peer model") for p in peers]

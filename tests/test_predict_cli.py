@@ -78,3 +78,51 @@ def test_module_entry_point_and_fast_help() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60
     )
     assert heavy.stdout.strip() == "[]", heavy.stdout + heavy.stderr
+
+
+def test_predict_folders_globs_and_same_stems(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A folder and a quoted glob expand to their images; two inputs named alike from
+    different folders get distinct masks; an unreadable one is skipped with a warning and the
+    run exits 2 at the end, after writing the others."""
+    from PIL import Image
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (a, b):
+        folder.mkdir()
+        Image.new("RGB", (40, 30), (200, 120, 90)).save(folder / "me.png")
+    Image.new("RGB", (20, 20), (10, 10, 10)).save(a / "other.jpg")
+    (b / "broken.jpg").write_text("nope")
+    out = tmp_path / "o"
+    r = cli(
+        "predict",
+        str(a),
+        str(tmp_path / "b" / "*.png"),
+        "--weights",
+        "random",
+        "--input-size",
+        "64x64",
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert r.code == 0, r.err
+    masks = sorted(p.name for p in out.glob("*_mask.png"))
+    assert masks == ["a_me_mask.png", "b_me_mask.png", "other_mask.png"]
+    assert Image.open(out / "a_me_mask.png").size == (40, 30)
+    r = cli(
+        "predict",
+        str(b),
+        "--weights",
+        "random",
+        "--input-size",
+        "64x64",
+        "--out",
+        str(tmp_path / "o2"),
+    )
+    assert r.code == 2 and "Traceback" not in r.err
+    lines = r.err.strip().splitlines()
+    assert lines[0].startswith("warning: skipped") and "broken.jpg" in lines[0]
+    assert lines[-1].startswith("error: 1 of 2 image(s)")
+    assert (tmp_path / "o2" / "me_mask.png").is_file()
+    r = cli("predict", str(tmp_path / "none*.png"), "--weights", "random")
+    assert r.code == 2 and "matches no file" in r.err

@@ -37,8 +37,8 @@ def run_parity_paths(
     """Load every artifact and the reference, then :func:`run_parity` (shared with pipeline)."""
     from sinet_deploy.benchmarks.machine import usable_cores
     from sinet_deploy.benchmarks.parity import run_parity
+    from sinet_deploy.model_paths import check_model_path
     from sinet_deploy.runtimes import load_session, torch_reference
-    from sinet_deploy.runtimes.paths import check_model_path
 
     paths = [check_model_path(a) for a in artifacts]
     image_list, source = resolve_images(images)

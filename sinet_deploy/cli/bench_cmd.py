@@ -11,7 +11,7 @@ import typer
 
 from sinet_deploy.cli.output import err_console, print_json
 from sinet_deploy.errors import UserInputError
-from sinet_deploy.runtimes.paths import check_model_path
+from sinet_deploy.model_paths import check_model_path
 
 
 def register(app: typer.Typer) -> None:

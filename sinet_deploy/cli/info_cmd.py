@@ -18,6 +18,9 @@ def info(
     input_size: str = typer.Option("224x224", "--input-size", help="HxW, multiples of 32."),
     config: list[str] = typer.Option(None, "--config", help="SINet options, e.g. classes=1."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Also the per-stage branch configuration."
+    ),
 ) -> None:
     """Parameters, MACs, checkpoint sha256 and compatibility of a SINet checkpoint."""
     from sinet_deploy.cli.common import parse_config
@@ -38,7 +41,9 @@ def info(
         "checkpoint_sha256": sha,
         "official_checkpoint": sha == OFFICIAL_SHA256,
         "compatible": True,  # load_model raised otherwise, naming the config that would fit
-        "config": cfg.to_dict(),
+        # The branch arrays are ~90 lines of JSON that few need: --verbose adds them.
+        "config": {k: v for k, v in cfg.to_dict().items() if verbose or k != "branches"},
+        "config_summary": cfg.summary(),
         "num_parameters": n_params,
         "macs": macs,
         "input_size": [h, w],
@@ -55,3 +60,6 @@ def info(
         f"  sha256       {sha or '-'}" + ("  (official)" if data["official_checkpoint"] else "")
     )
     console.print("  compatible   yes (loaded with strict=True)")
+    if verbose:
+        for stage, branches in enumerate(cfg.to_dict().get("branches") or []):
+            console.print(f"  stage {stage}      {branches}")

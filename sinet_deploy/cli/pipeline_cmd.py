@@ -118,8 +118,8 @@ def pipeline(
     from sinet_deploy.cli.common import ensure_out_dir
     from sinet_deploy.cli.progress import progress_bar
     from sinet_deploy.errors import ImageError, UserInputError
+    from sinet_deploy.model_paths import check_model_path
     from sinet_deploy.models.config import parse_input_size
-    from sinet_deploy.runtimes.paths import check_model_path
 
     t_start = time.perf_counter()
     peers = [check_model_path(p, "peer model") for p in peer or []]

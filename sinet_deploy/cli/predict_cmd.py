@@ -14,7 +14,9 @@ def register(app: typer.Typer) -> None:
 
 
 def predict(
-    images: list[Path] = typer.Argument(..., help="Image files (JPEG, PNG, …)."),
+    images: list[str] = typer.Argument(
+        ..., help="Image files, folders (every image directly in them) or quoted globs."
+    ),
     model: Path = typer.Option(
         None,
         "--model",
@@ -28,26 +30,47 @@ def predict(
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Write <stem>_mask.png (0/255, image resolution) and <stem>_overlay.jpg per image."""
-    from sinet_deploy.cli.common import ensure_out_dir, parse_config
-    from sinet_deploy.models.config import parse_input_size
-    from sinet_deploy.models.predict import make_predictor
+    """Write <stem>_mask.png (0/255, image resolution) and <stem>_overlay.jpg per image.
 
-    size = parse_input_size(input_size)
-    # Decode every image first, so a bad file fails before anything is written.
+    Unreadable files are skipped with a warning; the command then exits 2 at the end.
+    """
+    from sinet_deploy.cli.common import ensure_out_dir, parse_config
+    from sinet_deploy.cli.output import warn
+    from sinet_deploy.errors import ImageError
+    from sinet_deploy.models.config import parse_input_size
+    from sinet_deploy.models.predict import expand_inputs, make_predictor, output_stems
     from sinet_deploy.models.preprocessing import read_image
 
-    decoded = [(p, read_image(p)) for p in images]
+    size = parse_input_size(input_size)
+    paths = expand_inputs(images)
+    stems = output_stems(paths)
+    results: list[dict[str, object]] = []
+    skipped: list[str] = []
+    # One image at a time: a folder of thousands never sits in memory at once. A single input
+    # that cannot be read is the error itself (one line); among several, it is skipped.
+    first = read_image(paths[0]) if len(paths) == 1 else None
     ensure_out_dir(out)
     predictor = make_predictor(
         model=model, weights=weights, input_size=size, config=parse_config(config)
     )
-    results = [predictor.write(path, rgb, out) for path, rgb in decoded]
+    for path, stem in zip(paths, stems, strict=True):
+        try:
+            rgb = first if first is not None else read_image(path)
+        except ImageError as exc:
+            warn(f"skipped {exc.one_line()}")
+            skipped.append(str(path))
+            continue
+        r = predictor.write(path, rgb, out, stem=stem)
+        results.append(r)
+        if not as_json:
+            console.print(
+                f"{r['image']} → {r['mask']}, {r['overlay']} "
+                f"(foreground {r['foreground_fraction']:.1%}, {predictor.runtime})"
+            )
     if as_json:
-        print_json({"runtime": predictor.runtime, "results": results})
-        return
-    for r in results:
-        console.print(
-            f"{r['image']} → {r['mask']}, {r['overlay']} "
-            f"(foreground {r['foreground_fraction']:.1%}, {predictor.runtime})"
+        print_json({"runtime": predictor.runtime, "results": results, "skipped": skipped})
+    if skipped:
+        raise ImageError(
+            f"{len(skipped)} of {len(paths)} image(s) could not be read and were skipped",
+            hint="the warnings above name each file and why",
         )
