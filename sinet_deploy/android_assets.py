@@ -171,3 +171,52 @@ def prepare_android_assets(
         entry["artifact"], entry["manifest"] = str(model), str(manifest)
     summary["out_dir"] = str(out)
     return AndroidAssets(model, manifest, reused=False, export=summary)
+
+
+def adopt_android_model(out: Path, artifact: Path) -> AndroidAssets:
+    """Put an already exported (and gated) TFLite artifact and its manifest into ``out``.
+
+    The artifact must be a ``.tflite`` made by ``sinet-deploy export``: its manifest beside it
+    says it passed its parity gate. Both are copied under hidden names in ``out`` first, then
+    renamed model first and manifest last, so the app never sees a model without its manifest
+    and an interrupted copy leaves the previous pair intact.
+
+    Raises:
+        ArtifactError: not a ``.tflite``, no manifest, or a manifest without a passed gate.
+    """
+    import json
+
+    from sinet_deploy.converters.pipeline import check_out_dir
+
+    artifact = Path(artifact)
+    if artifact.suffix != ".tflite" or not artifact.is_file():
+        raise ArtifactError(
+            f"--model {artifact} is not a .tflite file",
+            hint="pass a TFLite model made by `sinet-deploy export --formats tflite`",
+        )
+    src_manifest = manifest_path(artifact)
+    try:
+        meta = json.loads(src_manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ArtifactError(
+            f"{artifact.name} has no readable manifest ({src_manifest.name}) beside it",
+            hint="the app needs the manifest: re-export with `sinet-deploy export`",
+        ) from None
+    if not (isinstance(meta, dict) and (meta.get("parity") or {}).get("passed") is True):
+        raise ArtifactError(
+            f"{artifact.name}: its manifest does not record a passed parity gate",
+            hint="use a model that `sinet-deploy export` published",
+        )
+    out = check_out_dir(Path(out))
+    model, manifest = out / artifact.name, out / src_manifest.name
+    tmp_model = out / f".{artifact.name}.{os.getpid()}.partial"
+    tmp_manifest = out / f".{src_manifest.name}.{os.getpid()}.partial"
+    try:
+        shutil.copyfile(artifact, tmp_model)
+        shutil.copyfile(src_manifest, tmp_manifest)
+        os.replace(tmp_model, model)
+        os.replace(tmp_manifest, manifest)
+    finally:
+        tmp_model.unlink(missing_ok=True)
+        tmp_manifest.unlink(missing_ok=True)
+    return AndroidAssets(model, manifest, reused=True)

@@ -190,3 +190,27 @@ def test_real_export_is_reused(tmp_path: Path, exported_artifacts: dict[str, Pat
     shutil.copyfile(manifest_path(src), manifest_path(out / src.name))
     assets = aa.prepare_android_assets(out, weights="official")
     assert assets.reused and assets.model == out / "sinet_224x224_fp32.tflite"
+
+
+def test_android_assets_adopts_an_existing_export(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """--model copies a published artifact and its manifest (model first, manifest last)
+    instead of exporting again; a model without a passed gate in its manifest is refused."""
+    import json
+
+    from tests.device_support import make_tiny_tflite
+
+    (tmp_path / "m").mkdir()
+    model = make_tiny_tflite(tmp_path / "m" / "sinet_16x16_fp32.tflite")
+    side = model.with_suffix(".json")
+    meta = json.loads(side.read_text())
+    side.write_text(json.dumps({**meta, "parity": {"passed": True}}))
+    assets = tmp_path / "assets"
+    r = cli("android-assets", "--model", model, "--out", assets)
+    assert r.code == 0, r.err
+    assert (assets / model.name).read_bytes() == model.read_bytes()
+    assert json.loads((assets / side.name).read_text())["parity"]["passed"] is True
+    assert "gradle wrapper" in r.out and not list(assets.glob(".*partial"))
+    side.write_text(json.dumps({**meta, "parity": {"passed": False}}))
+    r = cli("android-assets", "--model", model, "--out", tmp_path / "assets2")
+    assert r.code == 2 and "passed parity gate" in r.err and "Traceback" not in r.err
+    assert not (tmp_path / "assets2" / model.name).exists()

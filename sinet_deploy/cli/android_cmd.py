@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -25,6 +26,11 @@ def android_assets(
     ),
     calib: Path = typer.Option(None, "--calib", help="Calibration images (int8)."),
     force: bool = typer.Option(False, "--force", help="Export even if an up-to-date pair exists."),
+    model: Path = typer.Option(
+        None,
+        "--model",
+        help="Use this exported .tflite (and the manifest beside it) instead of exporting.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
 ) -> None:
     """Export (or reuse) the TFLite model and its manifest for the Android demo app.
@@ -32,12 +38,19 @@ def android_assets(
     The model is parity-gated like `export`; a failed gate puts nothing in the folder (exit 3).
     Exit codes: 0 ok; 2 bad input or missing converter; 3 parity gate failed.
     """
-    from sinet_deploy.android_assets import default_out, prepare_android_assets
+    from sinet_deploy.android_assets import (
+        adopt_android_model,
+        default_out,
+        prepare_android_assets,
+    )
     from sinet_deploy.cli.progress import progress_bar
     from sinet_deploy.models.config import parse_input_size
 
     size = parse_input_size(input_size)
     dest = out if out is not None else default_out()
+    if model is not None:
+        _show(adopt_android_model(dest, model), as_json)
+        return
     with progress_bar() as bar:
         assets = prepare_android_assets(
             dest,
@@ -48,10 +61,18 @@ def android_assets(
             force=force,
             progress=bar,
         )
+    _show(assets, as_json)
+
+
+def _show(assets: Any, as_json: bool) -> None:
     if as_json:
         print_json(assets.as_dict())
         return
     state = "up to date, reused" if assets.reused else "exported, parity gate passed"
     console.print(f"model     {assets.model}  ({state})")
     console.print(f"manifest  {assets.manifest}")
-    console.print("next: cd android_demo && ./gradlew installDebug  (see android_demo/README.md)")
+    # No Gradle wrapper jar is committed: the first build makes one (android_demo/README.md).
+    console.print(
+        "next: open android_demo/ in Android Studio and press Run, or: cd android_demo && "
+        "gradle wrapper --gradle-version 8.9 && ./gradlew installDebug"
+    )
