@@ -123,7 +123,7 @@ def test_export_log_in_a_file_reads_well(tmp_path: Path) -> None:
         ).returncode
     text = log.read_text()
     assert code == 0, text
-    assert re.search(r"^\d\d:\d\d:\d\d \[2/3\] converting onnx fp32$", text, re.M), text
+    assert re.search(r"^\d\d:\d\d:\d\d \[2/3\] converting onnx fp32 \(ONNX fp32", text, re.M), text
     assert "onnx/sinet_64x64_fp32.onnx" in text and "…" not in text and "\x1b[" not in text
     quiet = subprocess.run(
         [sys.executable, "-m", "sinet_deploy", "--quiet", *args[3:], "--out", str(tmp_path / "q")],

@@ -550,7 +550,7 @@ def _export_one(
     start = time.perf_counter()
     _remove(partial)
     try:
-        say(f"converting {fmt} {precision}")
+        say(f"converting {fmt} {precision} ({entry.description})")
         converted = entry.fn(ctx, precision, partial)
         if not partial.exists():
             raise ArtifactError(f"the {fmt}/{precision} converter wrote no file")
