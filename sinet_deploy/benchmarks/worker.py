@@ -70,6 +70,7 @@ def _set_torch_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)  # as every session the project creates (see TorchSession)
     # Raises once this process has started a parallel region; the worker is fresh, but be safe.
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)

@@ -116,6 +116,8 @@ class ExportContext:
                 layout=layout,  # type: ignore[arg-type]
                 **self.config,
             )
+            core = getattr(self.cache[key], "core", self.cache[key])
+            self.cache["subnormals_flushed"] = getattr(core, "subnormals_flushed", None)
         return self.cache[key]  # type: ignore[no-any-return]
 
     def onnx_model(self, layout: str = "nhwc") -> Path:
@@ -627,6 +629,8 @@ def _manifest(
             "input_size": f"{h}x{w}",
             "opset": ctx.opset,
             "calib": str(ctx.calib) if ctx.calib else None,
+            # Subnormal float32 weights set to zero in the deploy form (models/deploy.py).
+            "subnormal_weights_flushed": ctx.cache.get("subnormals_flushed"),
             **conv.options,
         },
         "tools": {"sinet-deploy": pkg_version, **conv.tools},

@@ -50,6 +50,9 @@ class TorchSession(Session):
         # benchmarks of sessions with different thread counts stay honest.
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
+        # Flush subnormal activations to zero, as the ONNX Runtime sessions do: on x86 each
+        # one costs a microcode assist, and none changes a float32 probability.
+        torch.set_flush_denormal(True)
         with torch.inference_mode():
             out = self.module(*(torch.from_numpy(np.ascontiguousarray(x)) for x in inputs))
         outs = out if isinstance(out, (tuple, list)) else [out]
