@@ -106,3 +106,22 @@ def test_real_sinet_other_opset(official_weights: Path, tmp_path: Path) -> None:
     import onnx
 
     assert onnx.load(str(path)).opset_import[0].version == 13
+
+
+@pytest.mark.parametrize("low,high", [(0.0, 1.0), (-0.7, 1.3)])
+def test_prelu_rewrite_for_onnxruntime_is_exact(tmp_path: Path, low: float, high: float) -> None:
+    """PRelu → Max(x, a*x) (slopes in [0, 1]) or Relu(x) - a*Relu(-x): bit-identical outputs,
+    no PRelu left (onnxruntime's per-channel PRelu was half of SINet's time)."""
+    from sinet_deploy.converters.onnx_rewrite import prelu_to_max
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.PReLU(8)).eval()
+    with torch.no_grad():
+        module[1].weight.copy_(torch.linspace(low, high, 8))
+    cfg = OnnxExportConfig((1, 3, 16, 24), "float32", "x", "y")
+    src = export_onnx(module, tmp_path / "p.onnx", cfg)
+    dest = tmp_path / "p_ort.onnx"
+    assert prelu_to_max(src, dest) == 1
+    assert "PRelu" not in graph_op_counts(dest)
+    x = np.random.default_rng(1).normal(size=(1, 3, 16, 24)).astype(np.float32)
+    np.testing.assert_array_equal(_run(dest, x), _run(src, x))

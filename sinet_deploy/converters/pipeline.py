@@ -216,19 +216,32 @@ def _onnx_specs(ctx: ExportContext) -> tuple[list[TensorSpec], list[TensorSpec]]
     )
 
 
+def _onnx_for_ort(ctx: ExportContext) -> Path:
+    """The simplified ONNX with onnxruntime-friendly exact rewrites (cached)."""
+    if "onnx:ort" not in ctx.cache:
+        from sinet_deploy.converters.onnx_rewrite import prelu_to_max
+
+        path = ctx.work_dir / "sinet_ort.onnx"
+        ctx.cache["onnx:ort:prelu"] = prelu_to_max(ctx.onnx_model("nhwc"), path)
+        ctx.cache["onnx:ort"] = path
+    return Path(ctx.cache["onnx:ort"])
+
+
 def _onnx(ctx: ExportContext, precision: str, dest: Path) -> Converted:
     from sinet_deploy.converters.torch_to_onnx import graph_op_counts, to_fp16_weights
 
+    src = _onnx_for_ort(ctx)
     options = {
         "exporter": "torch.onnx.export (TorchScript, dynamo=False)",
         "simplified": "onnxsim",
         "weights": "float32",
+        "rewrites": f"{ctx.cache['onnx:ort:prelu']} PRelu as Max(x, a*x) (exact)",
     }
     if precision == "fp16":
-        to_fp16_weights(ctx.onnx_model("nhwc"), dest)
+        to_fp16_weights(src, dest)
         options["weights"] = "float16 initializers + Cast to float32 (compute in float32)"
     else:
-        shutil.copyfile(ctx.onnx_model("nhwc"), dest)
+        shutil.copyfile(src, dest)
     inputs, outputs = _onnx_specs(ctx)
     counts = graph_op_counts(dest)
     return Converted(
