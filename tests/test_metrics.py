@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,3 +115,38 @@ def test_tolerance_failures_name_the_numbers() -> None:
     assert len(msgs) == 2 and "0.003" in msgs[0] and "0.9" in msgs[1]
     # NaN never passes a bound
     assert tol.failures({**ok, "max_abs_prob_diff": float("nan")})
+
+
+def test_a_failed_gate_names_the_worst_image_and_its_figure(tmp_path: Path) -> None:
+    """The gate's message says which bound failed, by how much, and on which portrait."""
+    from PIL import Image
+
+    from sinet_deploy.benchmarks.gate import run_gate
+
+    class Prob:  # probability = red channel / 255, optionally with one image's mask inverted
+        runtime = "fake"
+
+        def __init__(self, name: str, flip_if_red_above: int | None = None) -> None:
+            self.name, self.input_size, self.flip = name, (8, 8), flip_if_red_above
+
+        def __call__(self, x: np.ndarray) -> np.ndarray:
+            p = x[..., :1].astype(np.float32) / 255.0
+            if self.flip is not None and int(x[0, -1, -1, 0]) > self.flip:
+                p = 1.0 - p
+            return p
+
+    paths = []
+    for name, red in (("calm.png", 10), ("wild.png", 250)):
+        img = np.zeros((8, 8, 3), np.uint8)
+        img[..., 0] = red
+        img[:4, :, 0] = 255 - red  # half the image on each side of p = 0.5
+        Image.fromarray(img).save(tmp_path / name)
+        paths.append(tmp_path / name)
+    tol = Tolerance("test", mean_iou=0.9, min_iou=0.9)
+    result = run_gate(
+        Prob("m", flip_if_red_above=200), Prob("ref"), fmt="onnx", precision="int8",
+        images=paths, num_random=0, tolerance=tol,
+    )  # fmt: skip
+    assert not result.passed
+    assert any("min_iou" in f and "worst: wild.png iou 0" in f for f in result.failures)
+    assert "wild.png" in result.message()
