@@ -93,3 +93,34 @@ def test_cli_weights_import(cli, empty_home: Path) -> None:  # type: ignore[no-u
     assert r.code == 0, r.err
     r = cli("weights", "path", "--json")
     assert r.json()["cached"] is True
+
+
+def test_env_compares_the_installed_set_with_the_lock(tmp_path: Path) -> None:
+    """`sinet-deploy env` says whether what is installed is exactly requirements.lock."""
+    from importlib import metadata
+
+    from sinet_deploy.environment import LOCK_FILE, lock_status, read_lock
+
+    numpy_version = metadata.version("numpy")
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(
+        f"numpy=={numpy_version} \\\n    --hash=sha256:00\n"
+        "# a comment\nno-such-package-xyz==1.0 \\\n    --hash=sha256:11\n"
+        "Typing_Extensions==0.0.1\n"
+    )
+    assert read_lock(lock) == {
+        "numpy": numpy_version,
+        "no-such-package-xyz": "1.0",
+        "typing-extensions": "0.0.1",
+    }
+    status = lock_status(lock)
+    assert status["matches"] is False
+    assert "no-such-package-xyz: locked 1.0, installed missing" in status["differences"]
+    assert not any(d.startswith("numpy:") for d in status["differences"])
+    assert lock_status(tmp_path / "absent.lock") == {
+        "lock": None,
+        "matches": None,
+        "differences": [],
+    }
+    # The checkout's own lock is what the set-up installed.
+    assert LOCK_FILE.is_file() and lock_status()["matches"] is True, lock_status()["differences"]
