@@ -307,7 +307,11 @@ def flush_subnormals(module: nn.Module) -> int:
         for t in list(module.parameters()) + list(module.buffers()):
             if t.dtype != torch.float32:
                 continue
-            tiny = (t != 0) & (t.abs() < FP32_TINY)
+            # Found by their bits (exponent 0, mantissa not 0), not by comparing values: with
+            # torch.set_flush_denormal(True) on, the CPU reads subnormals as zero and a
+            # comparison would miss them, though the exported file would still carry them.
+            bits = t.detach().contiguous().view(torch.int32)
+            tiny = ((bits & 0x7F800000) == 0) & ((bits & 0x007FFFFF) != 0)
             n = int(tiny.sum())
             if n:
                 t.masked_fill_(tiny, 0.0)
