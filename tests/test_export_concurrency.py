@@ -145,3 +145,53 @@ def test_work_dir_removes_dead_runs_folders(
         names = sorted(p.name for p in root.iterdir())
     assert names == sorted([f"sinet_export_{os.getpid()}_abc", wd.name])
     assert not wd.exists()
+
+
+#: Runs the real CLI with the ONNX fp32 converter wrapped so that, once the partial model is
+#: written, the process says READY and blocks on stdin: the test interrupts it at that exact
+#: point, with no timing involved.
+_PAUSED_EXPORT = """
+import sys
+from sinet_deploy.converters import pipeline
+entry = pipeline.registered()[("onnx", "fp32")]
+def paused(ctx, precision, dest):
+    converted = entry.fn(ctx, precision, dest)
+    assert dest.exists()
+    print("READY", flush=True)
+    sys.stdin.read()
+    return converted
+pipeline.register_converter("onnx", "fp32", paused, replace=True)
+from sinet_deploy.cli.app import main
+main(sys.argv[1:])
+"""
+
+
+def test_ctrl_c_leaves_no_partial_files(tmp_path: Path) -> None:
+    import signal
+
+    out = tmp_path / "out"
+    env = _env(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PAUSED_EXPORT, "export", *FAST, "--out", str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "READY"
+        assert list((out / "onnx").glob(f".{NAME}.partial-*"))  # mid-export, as intended
+        assert list((tmp_path / "tmp").rglob("sinet_export_*"))
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert [ln for ln in stderr.splitlines() if ln.strip()] == ["interrupted"], stderr
+    assert not list(out.rglob("*partial*")) and not list(out.rglob(".*.lock"))
+    assert not list((out / "onnx").glob("sinet_*"))  # nothing that looks like an artifact
+    assert not list((tmp_path / "tmp").rglob("sinet_export_*"))
