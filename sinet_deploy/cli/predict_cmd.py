@@ -20,8 +20,12 @@ def predict(
         "--model",
         help="An exported artifact (.onnx, .tflite, .mlpackage) instead of PyTorch.",
     ),
-    weights: str = typer.Option("official", help="'official', 'random' or a checkpoint path."),
-    input_size: str = typer.Option("224x224", "--input-size", help="HxW, multiples of 32."),
+    weights: str = typer.Option(
+        None, help="'official' (default), 'random' or a checkpoint path; not with --model."
+    ),
+    input_size: str = typer.Option(
+        None, "--input-size", help="HxW, multiples of 32 (default 224x224); not with --model."
+    ),
     config: list[str] = typer.Option(None, "--config", help="SINet options, e.g. classes=1."),
     out: Path = typer.Option(
         Path("."), "--out", help="Folder for <stem>_mask.png and <stem>_overlay.jpg."
@@ -33,16 +37,13 @@ def predict(
     from sinet_deploy.models.config import parse_input_size
     from sinet_deploy.models.predict import make_predictor
 
-    size = parse_input_size(input_size)
-    # Decode every image first, so a bad file fails before anything is written.
-    from sinet_deploy.models.preprocessing import read_image
-
-    decoded = [(p, read_image(p)) for p in images]
-    ensure_out_dir(out)
+    size = parse_input_size(input_size) if input_size is not None else None
     predictor = make_predictor(
         model=model, weights=weights, input_size=size, config=parse_config(config)
     )
-    results = [predictor.write(path, rgb, out) for path, rgb in decoded]
+    # Decodes every image (within the pixel budget) and runs the model on all of them before
+    # writing anything: a bad file or a non-finite output leaves --out untouched.
+    results = predictor.predict_files(images, out, before_write=lambda: ensure_out_dir(out))
     if as_json:
         print_json({"runtime": predictor.runtime, "results": results})
         return

@@ -96,14 +96,27 @@ OFFICIAL_CONFIG = SINetConfig()
 SIZE_MULTIPLE = 32
 
 
+#: Accepted sides. Below 32 the deepest stage has no pixel left; above 2048 the model sees
+#: far more context than it was trained with (224x224) and the activations alone need GBs.
+MIN_SIDE, MAX_SIDE = SIZE_MULTIPLE, 2048
+
+
 def check_input_size(height: int, width: int) -> tuple[int, int]:
-    """Validate an input size; raises :class:`InputSizeError` with the nearest valid sizes."""
-    for v in (height, width):
-        if v <= 0 or v % SIZE_MULTIPLE:
-            lo = max(SIZE_MULTIPLE, (max(v, 1) // SIZE_MULTIPLE) * SIZE_MULTIPLE)
+    """Validate an input size; raises :class:`InputSizeError` saying the range or the nearest
+    valid sizes."""
+    for name, v in (("height", height), ("width", width)):
+        if not MIN_SIDE <= v <= MAX_SIDE:
+            raise InputSizeError(
+                f"input size {height}x{width}: the {name} must be between {MIN_SIDE} and "
+                f"{MAX_SIDE}",
+                hint=f"use multiples of {SIZE_MULTIPLE} in that range, e.g. 224x224 or 256x320",
+            )
+        if v % SIZE_MULTIPLE:
+            lo = (v // SIZE_MULTIPLE) * SIZE_MULTIPLE
+            near = f"{lo} or {lo + SIZE_MULTIPLE}" if lo + SIZE_MULTIPLE <= MAX_SIDE else str(lo)
             raise InputSizeError(
                 f"input size {height}x{width} is not a multiple of {SIZE_MULTIPLE}",
-                hint=f"SINet pools 32x; use e.g. {lo} or {lo + SIZE_MULTIPLE}",
+                hint=f"SINet pools 32x; use e.g. {near}",
             )
     return height, width
 
