@@ -25,6 +25,9 @@ OFFICIAL_BRANCHES: tuple[ModuleBranches, ...] = (
 )
 
 
+_DEFAULTS = {"classes": 2, "p": 2, "q": 8, "chnn": 1}
+
+
 @dataclass(frozen=True)
 class SINetConfig:
     """Hyper-parameters of the network (the authors' ``classes, p, q, chnn`` and branch configs).
@@ -40,6 +43,14 @@ class SINetConfig:
     branches: tuple[ModuleBranches, ...] = field(default=OFFICIAL_BRANCHES)
 
     def __post_init__(self) -> None:
+        for name in ("classes", "p", "q", "chnn"):
+            value = getattr(self, name)
+            # bool is an int to Python, but classes=True is surely a mistake
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise UserInputError(
+                    f"SINet config option {name}={value!r} is not a whole number",
+                    hint=f"e.g. --config {name}={_DEFAULTS[name]} (the official value)",
+                )
         if self.classes < 1 or self.p < 1 or self.q < 1 or self.chnn < 1:
             raise UserInputError(
                 f"invalid SINet config {self.summary()}: classes, p, q, chnn must be positive"
@@ -86,7 +97,16 @@ class SINetConfig:
                 hint=f"known options: {', '.join(sorted(known))}",
             )
         if "branches" in kwargs:
-            kwargs["branches"] = tuple(tuple(tuple(b) for b in m) for m in kwargs["branches"])
+            try:
+                kwargs["branches"] = tuple(
+                    tuple((int(k), int(a)) for k, a in m) for m in kwargs["branches"]
+                )
+            except (TypeError, ValueError):
+                raise UserInputError(
+                    f"SINet config option branches={kwargs['branches']!r} is not a list of "
+                    "((k1, a1), (k2, a2)) pairs",
+                    hint="set branches from Python (load_model(..., branches=...))",
+                ) from None
         return cls(**kwargs)
 
 
