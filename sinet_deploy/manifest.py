@@ -74,9 +74,12 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
         )
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and integers longer than
+        # Python's 4300-digit limit; RecursionError a nesting deeper than the decoder's stack.
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise ArtifactError(
-            f"manifest {path} is not valid JSON ({exc})", hint="re-export the model"
+            f"manifest {path} is not valid JSON ({reason})", hint="re-export the model"
         ) from None
     if not isinstance(data, dict):
         raise ArtifactError(f"manifest {path} is not a JSON object", hint="re-export the model")
