@@ -49,11 +49,16 @@ def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(Path(path), json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def write_manifest(artifact: Path, manifest: dict[str, Any]) -> Path:
-    """Write the sidecar for ``artifact``; fills in ``schema_version`` and ``artifact_sha256``."""
+def write_manifest(
+    artifact: Path, manifest: dict[str, Any], *, artifact_sha256: str | None = None
+) -> Path:
+    """Write the sidecar for ``artifact``; fills in ``schema_version`` and ``artifact_sha256``.
+
+    ``artifact_sha256``: the hash of the model as it was checked (computed here when omitted).
+    """
     data = {"schema_version": SCHEMA_VERSION, **manifest}
     data["artifact"] = Path(artifact).name
-    data["artifact_sha256"] = sha256_path(artifact)
+    data["artifact_sha256"] = artifact_sha256 or sha256_path(artifact)
     out = manifest_path(artifact)
     write_json_atomic(out, data)
     return out
@@ -69,9 +74,12 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
         )
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and integers longer than
+        # Python's 4300-digit limit; RecursionError a nesting deeper than the decoder's stack.
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise ArtifactError(
-            f"manifest {path} is not valid JSON ({exc})", hint="re-export the model"
+            f"manifest {path} is not valid JSON ({reason})", hint="re-export the model"
         ) from None
     if not isinstance(data, dict):
         raise ArtifactError(f"manifest {path} is not a JSON object", hint="re-export the model")

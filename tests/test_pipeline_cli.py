@@ -150,7 +150,7 @@ def test_pipeline_summary_table_is_one_screen(
         (["--calib", "{missing}"], "not a folder"),
         (["--input-size", "100x100"], "multiple of 32"),
         (["--out", "{file}"], "is a file"),
-        (["--formats", "nosuchformat"], "no registered converter"),
+        (["--formats", "nosuchformat"], "unknown --formats value(s): nosuchformat"),
     ],
 )
 def test_pipeline_user_errors_exit_2(

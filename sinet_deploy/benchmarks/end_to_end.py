@@ -292,13 +292,30 @@ def run_pipeline(
     t_start = time.perf_counter()
     stages: dict[str, float] = {}
     art_dir, rep_dir = out_dir / "artifacts", out_dir / "report"
-    # Fail fast, once, on what would stop every job (rather than in each job's process).
+    # Fail fast, once, on what would stop every job (rather than in each job's process), and
+    # before any folder is made: a mistyped option must not leave empty artifacts/ report/.
+    if runs < 1:
+        raise UserInputError(f"--runs must be at least 1, got {runs}")
+    if warmup < 0:
+        raise UserInputError(f"--warmup must be 0 or more, got {warmup}")
+    if coreml_images < 0:
+        raise UserInputError(f"--coreml-images must be 0 (all images) or more, got {coreml_images}")
+    from sinet_deploy.benchmarks.machine import check_threads
+
+    check_threads(list(threads))
+    for option, given, known in (
+        ("--formats", formats, FORMATS),
+        ("--precisions", precisions, PRECISIONS),
+    ):
+        unknown = [v for v in given or () if v not in known]
+        if unknown:
+            raise UserInputError(
+                f"unknown {option} value(s): {', '.join(unknown)}", hint=f"use {', '.join(known)}"
+            )
     check_input_size(*input_size)
     if str(weights) != "random":
         resolve_checkpoint(weights)
     image_list, source = (list_images(images), str(images)) if images else default_images()
-    art_dir.mkdir(parents=True, exist_ok=True)
-    rep_dir.mkdir(parents=True, exist_ok=True)
 
     parity_spec = {
         "images": [str(p) for p in image_list],
@@ -325,6 +342,8 @@ def run_pipeline(
             "no registered converter matches --formats/--precisions",
             hint="available: " + ", ".join(f"{f}/{p}" for f, p in sorted(registered())),
         )
+    art_dir.mkdir(parents=True, exist_ok=True)
+    rep_dir.mkdir(parents=True, exist_ok=True)
     jobs = [
         {**common, "format": fmt, "precisions": ps}
         for fmt, ps in plan_jobs(reg, FORMATS, PRECISIONS)

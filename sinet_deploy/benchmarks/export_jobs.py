@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -182,13 +181,17 @@ def run_jobs(
     jobs = [{**job, "threads": 1} for job in jobs]
     queue = sorted(range(len(jobs)), key=lambda n: -job_cost(jobs[n]))
     results: dict[int, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="sinet_pipeline_") as tmp:
+    from sinet_deploy.fileio import work_dir
+
+    # Under the project's temp root, named with our pid: a killed pipeline's folder is removed
+    # by the next run (TemporaryDirectory cleans up only when Python gets to run its finally).
+    with work_dir("sinet_pipeline_") as tmp:
         procs: dict[int, tuple[subprocess.Popen[bytes], Any, Path, float]] = {}
         try:
             while len(results) < len(jobs):
                 while queue and len(procs) - len(results) < slots:
                     n = queue.pop(0)
-                    procs[n] = _start(jobs[n], n, Path(tmp), env)
+                    procs[n] = _start(jobs[n], n, tmp, env)
                 if progress:
                     busy = ", ".join(
                         f"{jobs[n]['format']} {'/'.join(jobs[n]['precisions'])}"

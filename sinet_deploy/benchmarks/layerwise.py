@@ -205,18 +205,27 @@ def dequantized_twin_tflite(data: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _tflite_interpreter(data: bytes) -> Any:
+def _tflite_interpreter(data: bytes, name: str = "the model") -> Any:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     # Reference kernels and no delegate: with XNNPACK the intermediate tensors inside a
     # partition are never written back, so there would be nothing to compare.
-    it = Interpreter(
-        model_content=data,
-        num_threads=1,
-        experimental_preserve_all_tensors=True,
-        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-    )
-    it.allocate_tensors()
+    try:
+        it = Interpreter(
+            model_content=data,
+            num_threads=1,
+            experimental_preserve_all_tensors=True,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+        it.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        # e.g. a peer's custom op (MediaPipe's Convolution2DTransposeBias), which only the
+        # default delegates resolve, and those hide the intermediate tensors compared here
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArtifactError(
+            f"cannot run {name} op by op with LiteRT's reference kernels: {first}",
+            hint="diagnose works on models without custom ops, such as sinet-deploy's int8 exports",
+        ) from None
     return it
 
 
@@ -259,12 +268,12 @@ def tflite_layerwise(
 ) -> LayerReport:
     """Layer-wise SQNR of a full-integer TFLite model (see the module docstring)."""
     data = Path(int8_path).read_bytes()
-    q_it = _tflite_interpreter(data)
+    q_it = _tflite_interpreter(data, Path(int8_path).name)
     if reference is None:
-        f_it = _tflite_interpreter(dequantized_twin_tflite(data))
+        f_it = _tflite_interpreter(dequantized_twin_tflite(data), "its dequantized twin")
         ref_name = "dequantized twin (int8 weights, float activations)"
     else:
-        f_it = _tflite_interpreter(Path(reference).read_bytes())
+        f_it = _tflite_interpreter(Path(reference).read_bytes(), Path(reference).name)
         ref_name = str(reference)
     acc = _Accumulator()
     meta: dict[str, tuple[int, str, tuple[int, ...]]] = {}

@@ -24,6 +24,28 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+#: Thread counts above this many times the usable cores are refused: they only measure the
+#: scheduler (a 1000-thread run on 2 cores takes minutes and reports noise).
+MAX_THREADS_PER_CORE = 4
+
+
+def check_threads(values: list[int], option: str = "--threads") -> list[int]:
+    """Thread counts that are at least 1 and at most :data:`MAX_THREADS_PER_CORE` x the usable
+    cores; :class:`~sinet_deploy.errors.UserInputError` otherwise."""
+    from sinet_deploy.errors import UserInputError
+
+    cores = usable_cores()
+    limit = MAX_THREADS_PER_CORE * cores
+    for v in values:
+        if not 1 <= v <= limit:
+            raise UserInputError(
+                f"{option} {v} must be between 1 and {limit} ({MAX_THREADS_PER_CORE} x the "
+                f"{cores} usable core(s) here)",
+                hint=f"e.g. {option} 1 or {option} {cores}",
+            )
+    return values
+
+
 def machine_info() -> dict[str, Any]:
     """A JSON-ready description of this machine and its software.
 

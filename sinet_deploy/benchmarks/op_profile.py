@@ -302,9 +302,18 @@ def profile(
         if not path.is_file():
             raise ArtifactError(f"model not found: {path}", hint="check the path")
         data = path.read_bytes()
-        ops = split_ops(data)
-        whole = _Runner(data, threads, rng)
-        runners = [_Runner(o.data, threads, rng) if o.data is not None else None for o in ops]
+        try:
+            ops = split_ops(data)
+            whole = _Runner(data, threads, rng)
+            runners = [_Runner(o.data, threads, rng) if o.data is not None else None for o in ops]
+        except ArtifactError as exc:  # say which of the (up to two) files it is about
+            raise ArtifactError(f"{path}: {exc}", hint=exc.hint) from None
+        except (ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(
+                f"LiteRT cannot run {path} op by op: {first}",
+                hint="profile works on models without custom ops, such as sinet-deploy's exports",
+            ) from None
         plans.append((path, ops, whole, runners))
     everything = [r for _, _, whole, runners in plans for r in [*runners, whole] if r is not None]
     for round_ in range(warmup + runs):

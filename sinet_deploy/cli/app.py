@@ -70,4 +70,21 @@ def main(argv: list[str] | None = None) -> None:
         error(exc.one_line())
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        sys.exit(130)
+        _interrupted()
+    except SystemExit as exc:
+        # typer turns Ctrl-C into a silent exit 130 (KeyboardInterrupt -> Exit(130) ->
+        # sys.exit); find that chain to say what happened.
+        if exc.code == 130 and isinstance(
+            getattr(exc.__context__, "__cause__", None), KeyboardInterrupt
+        ):
+            _interrupted()
+        raise
+
+
+def _interrupted() -> None:
+    """Ctrl-C: the library's finally blocks have already removed partial files and work
+    folders on the way up; say so in one line and exit like a shell does (128 + SIGINT)."""
+    from sinet_deploy.cli.output import err_console
+
+    err_console.print("interrupted", soft_wrap=True)
+    sys.exit(130)

@@ -24,12 +24,14 @@ def parse_threads(text: str) -> list[int]:
         values = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         values = []
-    if not values or any(v < 1 for v in values):
+    if not values:
         raise UserInputError(
             f"cannot read --threads {text!r}",
             hint="give positive integers separated by commas, e.g. 1,2",
         )
-    return sorted(dict.fromkeys(values))
+    from sinet_deploy.benchmarks.machine import check_threads
+
+    return sorted(dict.fromkeys(check_threads(values)))
 
 
 def print_bench_table(bench: dict[str, Any], machine: dict[str, Any] | None = None) -> None:
@@ -102,8 +104,10 @@ def bench(
     if not artifacts and not peers:
         raise UserInputError("nothing to benchmark", hint="pass artifact paths and/or --peer MODEL")
     thread_list = parse_threads(threads)
+    if runs < 1:
+        raise UserInputError(f"--runs must be at least 1, got {runs}")
     if report is not None:
-        ensure_out_dir(report)
+        ensure_out_dir(report, option="--report")
     candidates = bench_candidates(
         artifacts, peers, thread_list, weights=weights, torch_row=not no_torch, cuda=cuda
     )

@@ -29,21 +29,23 @@ def parse_config(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def ensure_out_dir(path: Path) -> Path:
-    """Create ``--out`` if needed; one-line errors when it is a file or not writable."""
+def ensure_out_dir(path: Path, option: str = "--out") -> Path:
+    """Create the folder ``option`` names if needed; one-line errors, naming ``option``, when
+    it is a file or not writable."""
     if path.exists() and not path.is_dir():
         raise UserInputError(
-            f"--out {path} is a file, not a folder", hint="pass a folder path (it will be created)"
+            f"{option} {path} is a file, not a folder",
+            hint="pass a folder path (it will be created)",
         )
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserInputError(
-            f"cannot create --out folder {path} ({exc.strerror})",
+            f"cannot create {option} folder {path} ({exc.strerror})",
             hint="pick a folder you can write to",
         ) from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise UserInputError(
-            f"--out folder {path} is not writable", hint="pick a folder you can write to"
+            f"{option} folder {path} is not writable", hint="pick a folder you can write to"
         )
     return path

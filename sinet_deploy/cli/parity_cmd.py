@@ -70,8 +70,12 @@ def parity(
     from sinet_deploy.cli.common import ensure_out_dir
     from sinet_deploy.cli.progress import progress_bar
 
+    if threads is not None:
+        from sinet_deploy.benchmarks.machine import check_threads
+
+        check_threads([threads])
     if report is not None:
-        ensure_out_dir(report)
+        ensure_out_dir(report, option="--report")
     with progress_bar() as progress:
         result = run_parity_paths(
             artifacts,

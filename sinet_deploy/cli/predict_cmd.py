@@ -22,8 +22,12 @@ def predict(
         "--model",
         help="An exported artifact (.onnx, .tflite, .mlpackage) instead of PyTorch.",
     ),
-    weights: str = typer.Option("official", help="'official', 'random' or a checkpoint path."),
-    input_size: str = typer.Option("224x224", "--input-size", help="HxW, multiples of 32."),
+    weights: str = typer.Option(
+        None, help="'official' (default), 'random' or a checkpoint path; not with --model."
+    ),
+    input_size: str = typer.Option(
+        None, "--input-size", help="HxW, multiples of 32 (default 224x224); not with --model."
+    ),
     config: list[str] = typer.Option(None, "--config", help="SINet options, e.g. classes=1."),
     out: Path = typer.Option(
         Path("."), "--out", help="Folder for <stem>_mask.png and <stem>_overlay.jpg."
@@ -39,28 +43,27 @@ def predict(
     from sinet_deploy.errors import ImageError
     from sinet_deploy.models.config import parse_input_size
     from sinet_deploy.models.predict import expand_inputs, make_predictor, output_stems
-    from sinet_deploy.models.preprocessing import read_image
 
-    size = parse_input_size(input_size)
+    size = parse_input_size(input_size) if input_size is not None else None
     paths = expand_inputs(images)
     stems = output_stems(paths)
     results: list[dict[str, object]] = []
     skipped: list[str] = []
-    # One image at a time: a folder of thousands never sits in memory at once. A single input
-    # that cannot be read is the error itself (one line); among several, it is skipped.
-    first = read_image(paths[0]) if len(paths) == 1 else None
-    ensure_out_dir(out)
     predictor = make_predictor(
         model=model, weights=weights, input_size=size, config=parse_config(config)
     )
+    # One image at a time, each decoded within the pixel budget: a folder of thousands never
+    # sits in memory at once. A single input that cannot be read is the error itself (one
+    # line); among several, it is skipped with a warning and the run exits 2 at the end.
     for path, stem in zip(paths, stems, strict=True):
         try:
-            rgb = first if first is not None else read_image(path)
+            r = predictor.predict_one(path, out, stem, before_write=lambda: ensure_out_dir(out))
         except ImageError as exc:
+            if len(paths) == 1:
+                raise
             warn(f"skipped {exc.one_line()}")
             skipped.append(str(path))
             continue
-        r = predictor.write(path, rgb, out, stem=stem)
         results.append(r)
         if not as_json:
             console.print(

@@ -2,17 +2,25 @@
 
 For every requested (format, precision) the pipeline
 1. calls the registered converter, which writes the model to a temporary name in
-   ``<out>/<format>/`` (``.sinet_<H>x<W>_<precision>.partial.<ext>``, hidden, obviously
-   unfinished). Each format has its own folder because ONNX and TFLite artifacts of the same
-   size and precision share the stem, hence the manifest name ``<stem>.json``;
+   ``<out>/<format>/`` (``.sinet_<H>x<W>_<precision>.partial-<pid>-<random>.<ext>``: hidden,
+   obviously unfinished, never shared by two processes). Each format has its own folder
+   because ONNX and TFLite artifacts of the same size and precision share the stem, hence the
+   manifest name ``<stem>.json``;
 2. opens it in its own runtime and runs the parity gate against the PyTorch fp32 reference
    (:mod:`sinet_deploy.benchmarks.gate`, tolerances from the one registry);
-3. passed: renames it to ``sinet_<H>x<W>_<precision>.<ext>`` and writes the manifest beside it
-   (the manifest is written last, so a manifest always describes a finished artifact);
+3. passed: renames it to ``sinet_<H>x<W>_<precision>.<ext>`` (atomically, over any older one)
+   and writes the manifest beside it, with the sha256 of the model it gated (the manifest is
+   written last, so a manifest always describes a finished artifact);
    failed: deletes the model (``keep_failed=True`` keeps it as ``<stem>.failed.<ext>``) and
    writes ``<stem>.failed.json`` with the gate's numbers — nothing that looks like a good
    artifact. After all artifacts, :meth:`ExportReport.raise_for_failures` raises
    :class:`~sinet_deploy.errors.ParityGateError` (exit 3).
+
+A run holds an ``flock`` on ``<out>/<format>/.<artifact>.lock`` for every artifact it writes,
+from before the first conversion to the end: a second run into the same folder that wants one
+of them stops at once with :class:`~sinet_deploy.errors.UserInputError` (exit 2) instead of
+racing it. Work folders live under ``<tmp>/sinet_deploy-<uid>/`` named with the pid, so a
+killed run's leftovers are removed by the next one.
 
 Registering a converter (the CoreML and full-integer int8 work plug in here)::
 
@@ -39,12 +47,13 @@ modules are imported, when present, before the registry is consulted, so heavy c
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -57,7 +66,22 @@ from sinet_deploy.errors import (
     ParityGateError,
     UserInputError,
 )
-from sinet_deploy.manifest import FORMAT_SUFFIX, artifact_name, manifest_path, write_json_atomic
+from sinet_deploy.fileio import (
+    Busy,
+    exclusive,
+    publish,
+    remove_path,
+    remove_stale,
+    unique_name,
+    work_dir,
+)
+from sinet_deploy.manifest import (
+    FORMAT_SUFFIX,
+    artifact_name,
+    manifest_path,
+    sha256_path,
+    write_json_atomic,
+)
 from sinet_deploy.runtimes.base import TensorSpec
 
 if TYPE_CHECKING:
@@ -514,9 +538,14 @@ def export_artifacts(
     reference = torch_reference(weights, (h, w), **config)  # also validates the checkpoint
     sha = source_sha256(weights)
     results: list[ExportResult] = []
-    with tempfile.TemporaryDirectory(prefix="sinet_export_") as tmp:
+    with contextlib.ExitStack() as held, work_dir("sinet_export_") as tmp:
+        # Every artifact this run writes is locked for the whole run, in one sorted order,
+        # before any work: two runs sharing --out never interleave on one artifact, and the
+        # one that loses says so at once instead of after minutes of converting.
+        for fmt, precision in sorted(pairs):
+            held.enter_context(_artifact_lock(out / fmt / artifact_name(h, w, precision, fmt)))
         ctx = ExportContext(
-            weights, (h, w), io, opset, Path(calib) if calib else None, Path(tmp), dict(config)
+            weights, (h, w), io, opset, Path(calib) if calib else None, tmp, dict(config)
         )
         ctx.cache["source_sha256"] = sha
         if coreml_target is not None:
@@ -558,12 +587,12 @@ def _export_one(
     # One folder per format: ONNX and TFLite of the same size and precision share the stem
     # ``sinet_<H>x<W>_<precision>``, and so would their ``<stem>.json`` manifests.
     folder = out / fmt
-    folder.mkdir(exist_ok=True)
     final = folder / artifact_name(h, w, precision, fmt)
     suffix = FORMAT_SUFFIX[fmt]
-    partial = folder / f".{final.stem}.partial{suffix}"
+    # A name no other process (nor another call in this one) uses: a shared partial name let
+    # one run delete or publish another's half-written model.
+    partial = folder / unique_name(final.stem, "partial", suffix)
     start = time.perf_counter()
-    _remove(partial)
     try:
         say(f"converting {fmt} {precision} ({entry.description})")
         converted = entry.fn(ctx, precision, partial)
@@ -577,19 +606,22 @@ def _export_one(
         manifest["parity"] = gate.as_dict()
         manifest["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         del session  # release the file before renaming (matters on Windows)
+        report = folder / f"{final.stem}.failed.json"
         if gate.passed:
-            _remove(final)
-            os.replace(partial, final)
             from sinet_deploy.manifest import write_manifest
 
-            _remove(folder / f"{final.stem}.failed.json")
-            mpath = write_manifest(final, manifest)
+            # Hash what was gated, before it moves. The old manifest goes first, so that no
+            # moment (nor a crash between the steps) shows an old manifest beside a new model;
+            # the new manifest comes last, once its model is in place.
+            digest = sha256_path(partial)
+            remove_path(manifest_path(final))
+            publish(partial, final)
+            remove_path(report)
+            mpath = write_manifest(final, manifest, artifact_sha256=digest)
             return ExportResult(fmt, precision, final, mpath, gate, time.perf_counter() - start)
-        report = folder / f"{final.stem}.failed.json"
         if keep_failed:
             kept = folder / f"{final.stem}.failed{suffix}"
-            _remove(kept)
-            os.replace(partial, kept)
+            publish(partial, kept)
             manifest["kept_as"] = kept.name
         write_json_atomic(
             report, {**manifest, "status": "failed parity gate", "failures": gate.failures}
@@ -598,14 +630,27 @@ def _export_one(
             fmt, precision, None, None, gate, time.perf_counter() - start, failed_report=report
         )
     finally:
-        _remove(partial)
+        remove_path(partial)
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+@contextlib.contextmanager
+def _artifact_lock(final: Path) -> Iterator[None]:
+    """Hold ``<folder>/.<artifact>.lock``; :class:`UserInputError` when another run holds it.
+
+    While it is held, leftovers of killed runs (partial models of dead processes) are removed.
+    """
+    final.parent.mkdir(exist_ok=True)
+    try:
+        with exclusive(final.with_name(f".{final.name}.lock")):
+            for tag in ("partial", "old"):
+                remove_stale(final.parent, final.stem, tag)
+            remove_path(final.with_name(f".{final.stem}.partial{final.suffix}"))  # older names
+            yield
+    except Busy:
+        raise UserInputError(
+            f"another sinet-deploy run is writing {final}",
+            hint="wait for it or use another --out",
+        ) from None
 
 
 def _manifest(

@@ -1,13 +1,19 @@
 """Safe checkpoint reading and compatibility checks.
 
-Every load goes through ``torch.load(..., weights_only=True)``: a pickle that would construct
-arbitrary Python objects is refused by PyTorch's restricted unpickler before anything runs.
+The format is told by the file's first bytes, not its name: a safetensors file (an 8-byte
+header length, then a JSON header) is read with ``safetensors``; a PyTorch zip archive or legacy
+pickle goes through ``torch.load(..., weights_only=True)``, so a pickle that would construct
+arbitrary Python objects is refused by PyTorch's restricted unpickler before anything runs;
+anything else (text, HTML from a failed download…) is "not a PyTorch checkpoint". Every tensor
+must be finite: a NaN weight makes every mask silently empty.
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
+import struct
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,8 +36,22 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """
     import torch
 
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes)", hint="re-download it")
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    kind = sniff(head, size)
+    if kind == "safetensors":
+        state = _flatten(_load_safetensors(path), path)
+        check_finite(state, path)
+        return state
+    if kind not in ("zip", "pickle"):
+        what = "a text file" if kind == "text" else "an unrecognised binary file"
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint (it is {what})",
+            hint="pass a .pth/.pt written by torch.save or a .safetensors file",
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -62,6 +82,8 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         TypeError,
     ) as exc:
         text = _short(str(exc))
+        if "PytorchStreamReader" in text:  # miniz's long internal message says no more
+            text = "its zip container is damaged"
         if "invalid load key" in text or "magic number" in text:
             raise CheckpointError(
                 f"{path} is not a PyTorch checkpoint ({text})",
@@ -70,7 +92,63 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(
             f"cannot read checkpoint {path}: {text}", hint="the file may be truncated or corrupt"
         ) from None
-    return _flatten(obj, path)
+    state = _flatten(obj, path)
+    check_finite(state, path)
+    return state
+
+
+def sniff(head: bytes, size: int) -> str:
+    """``"safetensors"``, ``"zip"`` (torch.save), ``"pickle"`` (legacy torch.save), ``"text"``
+    or ``"unknown"``, from the first bytes of a file of ``size`` bytes."""
+    if len(head) >= 9:
+        (header_len,) = struct.unpack("<Q", head[:8])
+        if 2 <= header_len <= size - 8 and head[8:9] == b"{":
+            return "safetensors"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head[:1] == b"\x80":  # pickle protocol 2+ (torch.save without the zip container)
+        return "pickle"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        # a multi-byte character cut by the 4096-byte read is still text
+        try:
+            text = head[:-3].decode("utf-8")
+        except UnicodeDecodeError:
+            return "unknown"
+    if all(c.isprintable() or c in "\r\n\t" for c in text):
+        return "text"
+    return "unknown"
+
+
+def _load_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
+        raise CheckpointError(
+            f"safetensors checkpoint {path} is truncated or corrupt ({_short(str(exc))})",
+            hint="re-download or re-copy it",
+        ) from None
+
+
+def check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """:class:`CheckpointError` naming the first tensor that holds a NaN or an infinity."""
+    import torch
+
+    for name, tensor in state.items():
+        if not tensor.is_floating_point() and not tensor.is_complex():
+            continue
+        finite = torch.isfinite(tensor)
+        if not bool(finite.all()):
+            nan = int(torch.isnan(tensor).sum())
+            inf = int((~finite).sum()) - nan
+            raise CheckpointError(
+                f"{path}: tensor {name!r} holds non-finite values ({nan} NaN, {inf} inf)",
+                hint="the checkpoint is corrupt or from a diverged training run; use another",
+            )
 
 
 def _short(text: str) -> str:
@@ -158,7 +236,13 @@ def check_fits(
         )
     fit = infer_config(state)
     hint = "check the config options (classes, p, q, chnn)"
-    if fit is not None:
+    tried = {"classes": cfg.classes, "p": cfg.p, "q": cfg.q, "chnn": cfg.chnn}
+    if fit == tried:  # suggesting the config that just failed would send the user in circles
+        hint = (
+            "no classes/p/q/chnn setting fits every tensor: the checkpoint was edited or comes "
+            "from other code than the authors' SINet"
+        )
+    elif fit is not None:
         opts = ",".join(f"{k}={v}" for k, v in fit.items())
         hint = f"the checkpoint fits {opts}: pass --config {opts} (Python: load_model(..., {opts}))"
     raise CheckpointError(

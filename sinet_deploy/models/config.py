@@ -25,6 +25,9 @@ OFFICIAL_BRANCHES: tuple[ModuleBranches, ...] = (
 )
 
 
+_DEFAULTS = {"classes": 2, "p": 2, "q": 8, "chnn": 1}
+
+
 @dataclass(frozen=True)
 class SINetConfig:
     """Hyper-parameters of the network (the authors' ``classes, p, q, chnn`` and branch configs).
@@ -40,6 +43,14 @@ class SINetConfig:
     branches: tuple[ModuleBranches, ...] = field(default=OFFICIAL_BRANCHES)
 
     def __post_init__(self) -> None:
+        for name in ("classes", "p", "q", "chnn"):
+            value = getattr(self, name)
+            # bool is an int to Python, but classes=True is surely a mistake
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise UserInputError(
+                    f"SINet config option {name}={value!r} is not a whole number",
+                    hint=f"e.g. --config {name}={_DEFAULTS[name]} (the official value)",
+                )
         if self.classes < 1 or self.p < 1 or self.q < 1 or self.chnn < 1:
             raise UserInputError(
                 f"invalid SINet config {self.summary()}: classes, p, q, chnn must be positive"
@@ -86,7 +97,16 @@ class SINetConfig:
                 hint=f"known options: {', '.join(sorted(known))}",
             )
         if "branches" in kwargs:
-            kwargs["branches"] = tuple(tuple(tuple(b) for b in m) for m in kwargs["branches"])
+            try:
+                kwargs["branches"] = tuple(
+                    tuple((int(k), int(a)) for k, a in m) for m in kwargs["branches"]
+                )
+            except (TypeError, ValueError):
+                raise UserInputError(
+                    f"SINet config option branches={kwargs['branches']!r} is not a list of "
+                    "((k1, a1), (k2, a2)) pairs",
+                    hint="set branches from Python (load_model(..., branches=...))",
+                ) from None
         return cls(**kwargs)
 
 
@@ -96,14 +116,27 @@ OFFICIAL_CONFIG = SINetConfig()
 SIZE_MULTIPLE = 32
 
 
+#: Accepted sides. Below 32 the deepest stage has no pixel left; above 2048 the model sees
+#: far more context than it was trained with (224x224) and the activations alone need GBs.
+MIN_SIDE, MAX_SIDE = SIZE_MULTIPLE, 2048
+
+
 def check_input_size(height: int, width: int) -> tuple[int, int]:
-    """Validate an input size; raises :class:`InputSizeError` with the nearest valid sizes."""
-    for v in (height, width):
-        if v <= 0 or v % SIZE_MULTIPLE:
-            lo = max(SIZE_MULTIPLE, (max(v, 1) // SIZE_MULTIPLE) * SIZE_MULTIPLE)
+    """Validate an input size; raises :class:`InputSizeError` saying the range or the nearest
+    valid sizes."""
+    for name, v in (("height", height), ("width", width)):
+        if not MIN_SIDE <= v <= MAX_SIDE:
+            raise InputSizeError(
+                f"input size {height}x{width}: the {name} must be between {MIN_SIDE} and "
+                f"{MAX_SIDE}",
+                hint=f"use multiples of {SIZE_MULTIPLE} in that range, e.g. 224x224 or 256x320",
+            )
+        if v % SIZE_MULTIPLE:
+            lo = (v // SIZE_MULTIPLE) * SIZE_MULTIPLE
+            near = f"{lo} or {lo + SIZE_MULTIPLE}" if lo + SIZE_MULTIPLE <= MAX_SIDE else str(lo)
             raise InputSizeError(
                 f"input size {height}x{width} is not a multiple of {SIZE_MULTIPLE}",
-                hint=f"SINet pools 32x; use e.g. {lo} or {lo + SIZE_MULTIPLE}",
+                hint=f"SINet pools 32x; use e.g. {near}",
             )
     return height, width
 

@@ -47,15 +47,39 @@ def resize_probability(prob: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def mask_from_probability(prob_hw: np.ndarray, height: int, width: int) -> np.ndarray:
-    """uint8 0/255 mask at ``height x width`` (probability > 0.5 is the person)."""
-    p = resize_probability(prob_hw, height, width)
-    return np.where(p > MASK_THRESHOLD, 255, 0).astype(np.uint8)
+    """uint8 0/255 mask at ``height x width`` (probability > 0.5 is the person).
+
+    The same arithmetic as :func:`resize_probability`, a block of rows at a time: the mask of
+    a 144 MP photo costs its 144 MB, not a 576 MB float32 map first.
+    """
+    from sinet_deploy.models.preprocessing import _axis, _row_blocks
+
+    src = np.asarray(prob_hw, dtype=np.float32)
+    y0, y1, wy = _axis(src.shape[0], height)
+    x0, x1, wx = _axis(src.shape[1], width)
+    left, right = src[:, x0], src[:, x1]  # model-sized rows, full-width columns
+    mask = np.empty((height, width), dtype=np.uint8)
+    for rows in _row_blocks(height, width):
+        a, b = y0[rows], y1[rows]
+        top = left[a] * (1 - wx) + right[a] * wx
+        bot = left[b] * (1 - wx) + right[b] * wx
+        p = (top * (1 - wy[rows])[:, None] + bot * wy[rows][:, None]).astype(np.float32)
+        mask[rows] = np.where(p > MASK_THRESHOLD, 255, 0).astype(np.uint8)
+    return mask
 
 
 def overlay(rgb: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """The image with the background dimmed and the person tinted, for a quick visual check."""
-    img = rgb.astype(np.float32)
-    fg = mask[..., None] > 127
+    """The image with the background dimmed and the person tinted, for a quick visual check.
+
+    Computed a block of rows at a time (no full-size float32 copy of the image).
+    """
+    from sinet_deploy.models.preprocessing import _row_blocks
+
     tint = np.array([40.0, 200.0, 120.0], dtype=np.float32)
-    out = np.where(fg, img * (1 - alpha) + tint * alpha, img * 0.35)
-    return np.clip(out, 0, 255).astype(np.uint8)
+    out = np.empty(rgb.shape, dtype=np.uint8)
+    for rows in _row_blocks(rgb.shape[0], rgb.shape[1] * 3):
+        img = rgb[rows].astype(np.float32)
+        fg = mask[rows][..., None] > 127
+        blended = np.where(fg, img * (1 - alpha) + tint * alpha, img * 0.35)
+        out[rows] = np.clip(blended, 0, 255).astype(np.uint8)
+    return out

@@ -133,10 +133,14 @@ def _without_info_logs() -> Iterator[None]:
     except (OSError, ValueError):  # no real fd 2 (embedded interpreters): leave it alone
         yield
         return
+    failed = False
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
             yield
+        except BaseException:
+            failed = True
+            raise
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -146,7 +150,9 @@ def _without_info_logs() -> Iterator[None]:
                 for ln in sink.read().decode(errors="replace").splitlines(keepends=True)
                 if not ln.startswith("INFO: ")
             ]
-            if rest:
+            # When loading failed, LiteRT's C++ lines repeat what the exception says; the
+            # caller turns that into the command's one error line, so they are dropped.
+            if rest and not failed:
                 sys.stderr.write("".join(rest))
 
 

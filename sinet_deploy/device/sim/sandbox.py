@@ -36,6 +36,10 @@ class Sandbox:
     # -- paths -------------------------------------------------------------------------------
     def host_path(self, device_path: str, cwd: str = "/") -> Path:
         """The host file for a device path (absolute or relative to ``cwd``)."""
+        if "\0" in device_path or "\0" in cwd:
+            # A C string ends at NUL; Python's os functions raise ValueError instead, which
+            # would kill the service thread rather than answer the host with an error.
+            raise SandboxError(22, "Invalid argument")
         full = posixpath.normpath(posixpath.join(cwd, device_path))
         if full.startswith("//"):
             full = full[1:]
