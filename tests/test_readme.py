@@ -97,7 +97,8 @@ def _run_on_the_simulated_phone(
         try:
             server.connect(dev.serial)
             shutil.copy(dev.benchmark_binary, work / "android_aarch64_benchmark_model")
-            phone_env = {**env, **server.env, "ANDROID_SERIAL": dev.serial}
+            # server.env starts from os.environ: keep the PATH that finds sinet-deploy
+            phone_env = {**env, **server.env, "PATH": env["PATH"], "ANDROID_SERIAL": dev.serial}
             for command in lines:
                 _run(command, work, phone_env)
         finally:
