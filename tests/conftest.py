@@ -59,6 +59,15 @@ def _isolated_home(sinet_home: Path) -> None:
     os.environ["SINET_DEPLOY_HOME"] = str(sinet_home)
 
 
+def result_lines(stderr: str) -> list[str]:
+    """stderr's non-empty lines without the plain progress lines a non-terminal run prints."""
+    import re
+
+    from sinet_deploy.cli.progress import PLAIN_LINE
+
+    return [ln for ln in stderr.splitlines() if ln.strip() and not re.match(PLAIN_LINE, ln)]
+
+
 class CliResult:
     """Exit code, stdout, and stderr without the plain progress lines (``raw_err`` has them):
     outside a terminal each step prints a timestamped line, and tests read the rest."""

@@ -17,6 +17,7 @@ import pytest
 
 from sinet_deploy.fileio import Busy, exclusive, publish, work_dir
 from sinet_deploy.manifest import sha256_path
+from tests.conftest import result_lines
 
 FAST = ("--weights", "random", "--formats", "onnx", "--precisions", "fp32", "--input-size", "64x64")
 NAME = "sinet_64x64_fp32"
@@ -63,7 +64,7 @@ def test_two_concurrent_exports_one_folder(tmp_path: Path) -> None:
         assert code in (0, 2), stderr
         assert "Traceback" not in stderr
         if code == 2:
-            lines = [ln for ln in stderr.splitlines() if ln.strip()]
+            lines = result_lines(stderr)
             assert len(lines) == 1 and "another sinet-deploy run is writing" in lines[0], stderr
     folder = out / "onnx"
     assert (folder / f"{NAME}.onnx").is_file() and (folder / f"{NAME}.json").is_file()
@@ -191,7 +192,7 @@ def test_ctrl_c_leaves_no_partial_files(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 130, stderr
-    assert [ln for ln in stderr.splitlines() if ln.strip()] == ["interrupted"], stderr
+    assert result_lines(stderr) == ["interrupted"], stderr
     assert not list(out.rglob("*partial*")) and not list(out.rglob(".*.lock"))
     assert not list((out / "onnx").glob("sinet_*"))  # nothing that looks like an artifact
     assert not list((tmp_path / "tmp").rglob("sinet_export_*"))
