@@ -147,3 +147,15 @@ def test_tflite_op_counts_of_peer() -> None:
 def test_session_describe_is_json(random_onnx: dict[str, Path]) -> None:
     d = load_session(random_onnx["raw"]).describe()
     assert json.loads(json.dumps(d))["inputs"][0]["layout"] == "nchw"
+
+
+def test_torch_session_leaves_the_callers_subnormals_alone() -> None:
+    """The session flushes subnormals only while its model runs (CPU state is global)."""
+    import numpy as np
+
+    from sinet_deploy.runtimes import torch_reference
+
+    session = torch_reference("random", (32, 32))
+    session(np.zeros((1, 32, 32, 3), np.uint8))
+    tiny = np.float32(1e-39)  # subnormal: becomes 0 only in flush-to-zero mode
+    assert tiny * np.float32(1.0) != 0

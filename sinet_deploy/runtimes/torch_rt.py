@@ -51,10 +51,15 @@ class TorchSession(Session):
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         # Flush subnormal activations to zero, as the ONNX Runtime sessions do: on x86 each
-        # one costs a microcode assist, and none changes a float32 probability.
+        # one costs a microcode assist, and none changes a float32 probability. The mode is
+        # the CPU thread's global state, so it is on only while the model runs: the caller's
+        # own arithmetic afterwards keeps IEEE subnormals.
         torch.set_flush_denormal(True)
-        with torch.inference_mode():
-            out = self.module(*(torch.from_numpy(np.ascontiguousarray(x)) for x in inputs))
+        try:
+            with torch.inference_mode():
+                out = self.module(*(torch.from_numpy(np.ascontiguousarray(x)) for x in inputs))
+        finally:
+            torch.set_flush_denormal(False)
         outs = out if isinstance(out, (tuple, list)) else [out]
         return [o.detach().cpu().numpy() for o in outs]
 
