@@ -152,7 +152,10 @@ def test_work_dir_removes_dead_runs_folders(
 #: written, the process says READY and blocks on stdin: the test interrupts it at that exact
 #: point, with no timing involved.
 _PAUSED_EXPORT = """
-import sys
+import signal, sys
+# A shell that starts a job in the background (CI harnesses do) makes it ignore SIGINT, and so
+# would this child: give it a terminal's Ctrl-C behaviour, which is what the test is about.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from sinet_deploy.converters import pipeline
 entry = pipeline.registered()[("onnx", "fp32")]
 def paused(ctx, precision, dest):
