@@ -128,3 +128,15 @@ def exported_artifacts(
     )
     report.raise_for_failures()
     return {f"{r.format}/{r.precision}": r.path for r in report.results if r.path is not None}
+
+
+def one_line(res: CliResult, code: int, *words: str) -> str:
+    """Exit ``code``, exactly one stderr line (progress lines aside), no traceback, and each
+    of ``words`` in it; returns the line."""
+    assert res.code == code, (res.out, res.err)
+    assert "Traceback" not in res.err
+    lines = [ln for ln in res.err.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.err
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]

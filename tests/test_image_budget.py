@@ -25,6 +25,7 @@ from sinet_deploy.models.preprocessing import (
     max_pixels,
     resize_bilinear,
 )
+from tests.conftest import one_line
 
 FAST_EXPORT = ("--weights", "random", "--formats", "onnx", "--input-size", "64x64")
 
@@ -44,16 +45,6 @@ def lying_png(path: Path, width: int = 65535, height: int = 65535) -> Path:
     return path
 
 
-def _one_line(res: Any, code: int, *words: str) -> str:
-    assert res.code == code, (res.out, res.err)
-    assert "Traceback" not in res.err
-    lines = [ln for ln in res.err.splitlines() if ln.strip()]
-    assert len(lines) == 1, res.err
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
-
-
 def test_lying_header_refused_from_the_header(tmp_path: Path) -> None:
     liar = lying_png(tmp_path / "liar.png")
     with pytest.raises(ImageError, match="65535x65535.*decoding limit"):
@@ -66,7 +57,7 @@ def test_lying_header_refused_from_the_header(tmp_path: Path) -> None:
 def test_predict_lying_png_exit_2_writes_nothing(cli: Any, tmp_path: Path) -> None:
     liar = lying_png(tmp_path / "liar.png")
     res = cli("predict", liar, "--weights", "random", "--out", tmp_path / "o")
-    _one_line(res, 2, "65535x65535", MAX_PIXELS_ENV)
+    one_line(res, 2, "65535x65535", MAX_PIXELS_ENV)
     assert not (tmp_path / "o").exists()
 
 
@@ -75,7 +66,7 @@ def test_export_images_with_lying_png_exit_2_before_any_work(cli: Any, tmp_path:
     images.mkdir()
     lying_png(images / "liar.png")
     res = cli("export", *FAST_EXPORT, "--images", images, "--out", tmp_path / "o")
-    _one_line(res, 2, "liar.png", MAX_PIXELS_ENV)
+    one_line(res, 2, "liar.png", MAX_PIXELS_ENV)
     assert not (tmp_path / "o" / "onnx").exists()
 
 
@@ -85,12 +76,12 @@ def test_budget_env_var(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(MAX_PIXELS_ENV, "10000")
     assert max_pixels() == 10000
     res = cli("predict", img, "--weights", "random", "--out", tmp_path / "o")
-    _one_line(res, 2, "120x100", "0.01 MP", MAX_PIXELS_ENV)
+    one_line(res, 2, "120x100", "0.01 MP", MAX_PIXELS_ENV)
     assert not (tmp_path / "o").exists()
     monkeypatch.setenv(MAX_PIXELS_ENV, "lots")
     with pytest.raises(UserInputError, match="positive whole number"):
         max_pixels()
-    _one_line(cli("predict", img, "--weights", "random", "--out", tmp_path / "o"), 2, "lots")
+    one_line(cli("predict", img, "--weights", "random", "--out", tmp_path / "o"), 2, "lots")
 
 
 def test_large_jpeg_is_decoded_at_reduced_scale(
@@ -106,7 +97,7 @@ def test_large_jpeg_is_decoded_at_reduced_scale(
     with Image.open(tmp_path / "o" / "wide_mask.png") as mask:
         assert mask.size == (800, 400)  # the mask is at the image's own resolution
     monkeypatch.setenv(MAX_PIXELS_ENV, str(4_000))  # even 1/8 (5000 pixels) is too many
-    _one_line(cli("predict", img, "--weights", "random", "--out", tmp_path / "p"), 2, "800x400")
+    one_line(cli("predict", img, "--weights", "random", "--out", tmp_path / "p"), 2, "800x400")
 
 
 def test_resize_has_no_full_size_float_copy() -> None:
@@ -166,7 +157,7 @@ def test_input_size_range(cli: Any, tmp_path: Path, size: str, words: tuple[str,
     res = cli(
         "predict", img, "--weights", "random", f"--input-size={size}", "--out", tmp_path / "o"
     )
-    _one_line(res, 2, *words)
+    one_line(res, 2, *words)
     assert not (tmp_path / "o").exists()
-    _one_line(cli("export", *FAST_EXPORT[:4], f"--input-size={size}", "--out", tmp_path), 2, *words)
+    one_line(cli("export", *FAST_EXPORT[:4], f"--input-size={size}", "--out", tmp_path), 2, *words)
     assert not (tmp_path / "onnx").exists()

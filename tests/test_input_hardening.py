@@ -14,17 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import PEERS, need
-
-
-def _one_line(res: Any, code: int, *words: str) -> str:
-    assert res.code == code, (res.out, res.err)
-    assert "Traceback" not in res.err
-    lines = [ln for ln in res.err.splitlines() if ln.strip()]
-    assert len(lines) == 1, res.err
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
+from tests.conftest import PEERS, need, one_line
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +48,10 @@ def test_non_finite_weights_refused_naming_the_tensor(
         from safetensors.torch import save_file
 
         save_file(poisoned, str(path))
-    line = _one_line(cli("info", "--weights", path), 2, key, "non-finite")
+    line = one_line(cli("info", "--weights", path), 2, key, "non-finite")
     assert ("1 NaN" in line) == (bad != bad)
     res = cli("export", "--weights", path, "--formats", "onnx", "--out", tmp_path / "o")
-    _one_line(res, 2, key)
+    one_line(res, 2, key)
     assert not (tmp_path / "o" / "onnx").exists()
 
 
@@ -81,13 +71,13 @@ def test_truncated_safetensors(cli: Any, tmp_path: Path, state: dict[str, Any]) 
     path = tmp_path / "weights.safetensors"
     save_file(state, str(path))
     path.write_bytes(path.read_bytes()[:-1000])
-    _one_line(cli("info", "--weights", path), 2, "truncated or corrupt")
+    one_line(cli("info", "--weights", path), 2, "truncated or corrupt")
 
 
 def test_text_pth_is_not_a_checkpoint(cli: Any, tmp_path: Path) -> None:
     path = tmp_path / "weights.pth"
     path.write_text("<html><body>404 Not Found</body></html>\n")
-    _one_line(cli("info", "--weights", path), 2, "not a PyTorch checkpoint", "text file")
+    one_line(cli("info", "--weights", path), 2, "not a PyTorch checkpoint", "text file")
 
 
 def test_wrong_shape_hint_never_repeats_the_failed_config(
@@ -101,9 +91,9 @@ def test_wrong_shape_hint_never_repeats_the_failed_config(
     path = tmp_path / "three.pth"
     torch.save(three, path)
     # the default config fails; classes=3 is a fair suggestion
-    _one_line(cli("info", "--weights", path), 2, "--config classes=3")
+    one_line(cli("info", "--weights", path), 2, "--config classes=3")
     # classes=3 fails too (another tensor still has 2 classes): do not suggest it again
-    line = _one_line(cli("info", "--weights", path, "--config", "classes=3"), 2, "does not fit")
+    line = one_line(cli("info", "--weights", path, "--config", "classes=3"), 2, "does not fit")
     assert "pass --config" not in line and "no classes/p/q/chnn setting fits" in line
 
 
@@ -112,12 +102,12 @@ def test_wrong_shape_hint_never_repeats_the_failed_config(
     [("classes=banana", "classes='banana'"), ("p=1.5", "p='1.5'"), ("branches=x", "branches")],
 )
 def test_config_type_errors(cli: Any, option: str, word: str) -> None:
-    _one_line(cli("info", "--weights", "random", "--config", option), 2, word)
+    one_line(cli("info", "--weights", "random", "--config", option), 2, word)
 
 
 def test_diagnose_custom_op_peer(cli: Any) -> None:
     peer = need(PEERS / "selfie_segmentation.tflite")
-    _one_line(cli("diagnose", peer), 2, "selfie_segmentation.tflite", "custom op")
+    one_line(cli("diagnose", peer), 2, "selfie_segmentation.tflite", "custom op")
 
 
 def test_predict_same_stem_gets_distinct_names(cli: Any, tmp_path: Path) -> None:
@@ -148,7 +138,7 @@ def test_predict_non_finite_output_writes_no_mask(
     monkeypatch.setattr(predict_mod, "make_predictor", nan_predictor)
     good = _image(tmp_path / "good.png")
     out = tmp_path / "o"
-    _one_line(cli("predict", good, "--out", out), 2, "non-finite", "no mask written")
+    one_line(cli("predict", good, "--out", out), 2, "non-finite", "no mask written")
     assert not out.exists()
 
 
@@ -161,5 +151,5 @@ def test_predict_model_with_ignored_options(
 ) -> None:
     img = _image(tmp_path / "x.png")
     res = cli("predict", img, "--model", tmp_path / "m.onnx", *extra, "--out", tmp_path / "o")
-    _one_line(res, 2, extra[0], "--model")
+    one_line(res, 2, extra[0], "--model")
     assert not (tmp_path / "o").exists()

@@ -8,17 +8,7 @@ from typing import Any
 import pytest
 
 from sinet_deploy.benchmarks.machine import MAX_THREADS_PER_CORE, usable_cores
-from tests.conftest import PEERS, need
-
-
-def _one_line(res: Any, code: int, *words: str) -> str:
-    assert res.code == code, (res.out, res.err)
-    assert "Traceback" not in res.err
-    lines = [ln for ln in res.err.splitlines() if ln.strip()]
-    assert len(lines) == 1, res.err
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
+from tests.conftest import PEERS, need, one_line
 
 
 @pytest.fixture
@@ -32,14 +22,14 @@ def dummy_onnx(tmp_path: Path) -> Path:
 def test_bench_threads_above_4x_cores(cli: Any, tmp_path: Path, dummy_onnx: Path) -> None:
     limit = MAX_THREADS_PER_CORE * usable_cores()
     res = cli("bench", dummy_onnx, "--threads", f"1,{limit + 1}", "--report", tmp_path / "r")
-    _one_line(res, 2, "--threads", f"between 1 and {limit}")
+    one_line(res, 2, "--threads", f"between 1 and {limit}")
     assert not (tmp_path / "r").exists()
-    _one_line(cli("bench", dummy_onnx, "--threads", "0"), 2, "--threads")
+    one_line(cli("bench", dummy_onnx, "--threads", "0"), 2, "--threads")
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "100000"])
 def test_parity_threads_refused_like_bench(cli: Any, dummy_onnx: Path, value: str) -> None:
-    _one_line(cli("parity", dummy_onnx, "--threads", value), 2, "--threads", "between 1 and")
+    one_line(cli("parity", dummy_onnx, "--threads", value), 2, "--threads", "between 1 and")
 
 
 @pytest.mark.parametrize("command", ["parity", "bench"])
@@ -48,7 +38,7 @@ def test_report_errors_name_report(
 ) -> None:
     taken = tmp_path / "taken"
     taken.write_text("a file")
-    line = _one_line(cli(command, dummy_onnx, "--report", taken), 2, "--report", "is a file")
+    line = one_line(cli(command, dummy_onnx, "--report", taken), 2, "--report", "is a file")
     assert "--out" not in line
 
 
@@ -68,22 +58,22 @@ def test_pipeline_refuses_before_any_folder(
 ) -> None:
     out = tmp_path / "p"
     res = cli("pipeline", "--weights", "random", "--out", out, *args)
-    _one_line(res, 2, *words)
+    one_line(res, 2, *words)
     assert not (out / "artifacts").exists() and not (out / "report").exists()
 
 
 def test_export_bogus_format_leaves_no_format_folder(cli: Any, tmp_path: Path) -> None:
     res = cli("export", "--weights", "random", "--formats", "onnx,keras", "--out", tmp_path)
-    _one_line(res, 2, "keras")
+    one_line(res, 2, "keras")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_profile_errors_name_the_file(cli: Any, tmp_path: Path) -> None:
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"TFL3" + b"\x00garbage" * 20)
-    _one_line(cli("profile", junk), 2, "junk.tflite")
+    one_line(cli("profile", junk), 2, "junk.tflite")
 
 
-def test_profile_custom_op_peer_one_line(cli: Any) -> None:
+def test_profile_custom_op_peerone_line(cli: Any) -> None:
     peer = need(PEERS / "selfie_segmentation.tflite")
-    _one_line(cli("profile", peer), 2, "selfie_segmentation.tflite", "custom op")
+    one_line(cli("profile", peer), 2, "selfie_segmentation.tflite", "custom op")
