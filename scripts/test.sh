@@ -14,6 +14,7 @@ fi
 .venv/bin/ruff check sinet_deploy tests
 .venv/bin/ruff format --check sinet_deploy tests
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache
 .venv/bin/pytest -q "$@"
 if [ -x android_demo/jvm-test.sh ]; then
   bash android_demo/jvm-test.sh

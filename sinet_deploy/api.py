@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sinet_deploy.errors import ImageError
+from sinet_deploy.core.errors import ImageError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sinet_deploy.converters.pipeline import ExportReport
+    from sinet_deploy.export.publish import ExportReport
     from sinet_deploy.runtimes.base import Session
 
 ImageLike = Any  # str | Path | PIL.Image.Image | np.ndarray
@@ -173,14 +173,14 @@ def export(
 ) -> ExportReport:
     """Convert, gate and publish (``sinet-deploy export``).
 
-    Returns the :class:`~sinet_deploy.converters.pipeline.ExportReport` (``.results``: one per
+    Returns the :class:`~sinet_deploy.export.publish.ExportReport` (``.results``: one per
     artifact with its path, manifest and gate; ``.as_dict()``: the ``--json`` record).
 
     Raises:
         ParityGateError: a gate failed and ``check`` is true (the failed models were not
             published either way).
     """
-    from sinet_deploy.converters.pipeline import export_artifacts
+    from sinet_deploy.export.publish import export_artifacts
 
     report = export_artifacts(
         str(weights) if isinstance(weights, Path) else weights,
@@ -208,7 +208,7 @@ def parity(
     """Every artifact against PyTorch fp32: the record ``sinet-deploy parity --json`` prints
     (``results``: one row per artifact with ``passed``, ``mean_iou``, ``max_abs_prob_diff``...).
     It does not raise on a failed gate: read ``passed``."""
-    from sinet_deploy.benchmarks.parity_paths import run_parity_paths
+    from sinet_deploy.verify.parity_paths import run_parity_paths
 
     result = run_parity_paths(
         [Path(a) for a in artifacts],
@@ -233,10 +233,10 @@ def bench(
 ) -> dict[str, Any]:
     """Latency, interleaved, each model in its own process: the record ``sinet-deploy bench
     --json`` prints (``results``: one row per model and thread count; ``machine``)."""
-    from sinet_deploy.benchmarks.end_to_end import bench_candidates
-    from sinet_deploy.benchmarks.machine import machine_info
-    from sinet_deploy.benchmarks.timing import run_benchmark
-    from sinet_deploy.model_paths import check_model_path
+    from sinet_deploy.bench.timing import run_benchmark
+    from sinet_deploy.core.machine import machine_info
+    from sinet_deploy.core.paths import check_model_path
+    from sinet_deploy.pipeline.run import bench_candidates
 
     arts = [check_model_path(Path(a)) for a in artifacts]
     peer_paths = [check_model_path(Path(p), "peer model") for p in peers]

@@ -33,7 +33,7 @@ def calib_split() -> dict[str, np.ndarray]:
 
 def score(session: object, split: dict[str, np.ndarray]) -> dict[str, float]:
     """Aggregate mask statistics of ``session`` on the scoring half."""
-    from sinet_deploy.benchmarks.metrics import aggregate, compare
+    from sinet_deploy.verify.metrics import aggregate, compare
 
     rows = [
         compare(split["ref"][i], session(split["test"][i : i + 1])[0, :, :, 0])  # type: ignore[operator]

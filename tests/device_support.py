@@ -22,7 +22,7 @@ from typing import IO
 
 import numpy as np
 
-from sinet_deploy.manifest import write_manifest
+from sinet_deploy.core.manifest import write_manifest
 
 ADB = shutil.which("adb")
 OUT_SCALE, OUT_ZERO = 1.0 / 256.0, -128

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sinet_deploy.errors import ArtifactError
+from sinet_deploy.core.errors import ArtifactError
 
 
 class BusySession:

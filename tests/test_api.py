@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import sinet_deploy
-from sinet_deploy.errors import ImageError
+from sinet_deploy.core.errors import ImageError
 from tests.conftest import CALIB, GOLDEN, need
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,6 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sinet_deploy.core.errors import ArtifactError
+from sinet_deploy.core.manifest import read_manifest
 from sinet_deploy.device.bench_output import BenchOutput, BenchOutputError, parse_benchmark_output
 from sinet_deploy.device.sim.protocol import (
     A_CNXN,
@@ -32,9 +34,7 @@ from sinet_deploy.device.sim.protocol import (
     pack,
     read_message,
 )
-from sinet_deploy.errors import ArtifactError
-from sinet_deploy.manifest import read_manifest
-from tests.test_device_parsers import ALL_SAME, CURRENT, LEGACY, OP_PROFILE
+from tests.device.test_device_parsers import ALL_SAME, CURRENT, LEGACY, OP_PROFILE
 
 FUZZ = settings(
     max_examples=2000,

@@ -38,7 +38,7 @@ def android_assets(
     The model is parity-gated like `export`; a failed gate puts nothing in the folder (exit 3).
     Exit codes: 0 ok; 2 bad input or missing converter; 3 parity gate failed.
     """
-    from sinet_deploy.android_assets import (
+    from sinet_deploy.android.assets import (
         adopt_android_model,
         default_out,
         prepare_android_assets,

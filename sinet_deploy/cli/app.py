@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from sinet_deploy.errors import SinetDeployError
+from sinet_deploy.core.errors import SinetDeployError
 
 app = typer.Typer(
     name="sinet-deploy",

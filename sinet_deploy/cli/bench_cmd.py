@@ -10,8 +10,8 @@ from typing import Any
 import typer
 
 from sinet_deploy.cli.output import err_console, print_json
-from sinet_deploy.errors import UserInputError
-from sinet_deploy.model_paths import check_model_path
+from sinet_deploy.core.errors import UserInputError
+from sinet_deploy.core.paths import check_model_path
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +29,7 @@ def parse_threads(text: str) -> list[int]:
             f"cannot read --threads {text!r}",
             hint="give positive integers separated by commas, e.g. 1,2",
         )
-    from sinet_deploy.benchmarks.machine import check_threads
+    from sinet_deploy.core.machine import check_threads
 
     return sorted(dict.fromkeys(check_threads(values)))
 
@@ -37,9 +37,9 @@ def parse_threads(text: str) -> list[int]:
 def print_bench_table(bench: dict[str, Any], machine: dict[str, Any] | None = None) -> None:
     from rich.markup import escape
 
-    from sinet_deploy.benchmarks.report import BENCH_HEADER, bench_cells, busy_warning
-    from sinet_deploy.benchmarks.timing import RATIO_COLUMNS
+    from sinet_deploy.bench.timing import RATIO_COLUMNS
     from sinet_deploy.cli.tables import print_table, table_console
+    from sinet_deploy.report.render import BENCH_HEADER, bench_cells, busy_warning
 
     rows = [r for r in bench["results"] if not r.get("skipped")]
     cpu = f" on {machine['cpu_model']}" if machine and machine.get("cpu_model") else ""
@@ -92,12 +92,12 @@ def bench(
     ),
 ) -> None:
     """Latency of every artifact in its runtime, PyTorch eager as the reference, peers beside."""
-    from sinet_deploy.benchmarks.end_to_end import bench_candidates
-    from sinet_deploy.benchmarks.machine import machine_info
-    from sinet_deploy.benchmarks.report import write_report
-    from sinet_deploy.benchmarks.timing import run_benchmark
+    from sinet_deploy.bench.timing import run_benchmark
     from sinet_deploy.cli.common import ensure_out_dir
     from sinet_deploy.cli.progress import progress_bar
+    from sinet_deploy.core.machine import machine_info
+    from sinet_deploy.pipeline.run import bench_candidates
+    from sinet_deploy.report.render import write_report
 
     artifacts = [check_model_path(a) for a in artifacts or []]
     peers = [check_model_path(p, "peer model") for p in peer or []]

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sinet_deploy.errors import UserInputError
+from sinet_deploy.core.errors import UserInputError
 
 
 def parse_config(items: list[str] | None) -> dict[str, Any]:

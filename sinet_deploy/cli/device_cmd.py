@@ -88,7 +88,7 @@ def list_devices(
     entries = adb.devices()
 
     def simulated(serial: str) -> bool | None:
-        from sinet_deploy.errors import DeviceError
+        from sinet_deploy.core.errors import DeviceError
 
         try:
             return adb.shell(serial, f"getprop {SIMULATED_PROP}", timeout=20).out.strip() == "1"
@@ -185,8 +185,8 @@ def bench(
 
     Exit codes: 0 ok, 2 bad input or device problem, 3 on-device parity below the gate.
     """
+    from sinet_deploy.core.errors import UserInputError
     from sinet_deploy.device.runner import BenchOptions, run_device_bench
-    from sinet_deploy.errors import UserInputError
 
     if delegate.lower() not in ("cpu", "xnnpack", "gpu", "nnapi"):
         raise UserInputError(
@@ -352,9 +352,9 @@ def simulate(
     import signal
     import threading
 
+    from sinet_deploy.core.errors import MissingDependencyError, UserInputError
     from sinet_deploy.device.sim.profile import get_profile
     from sinet_deploy.device.sim.server import SimulatedDevice
-    from sinet_deploy.errors import MissingDependencyError, UserInputError
 
     try:
         prof = get_profile(profile, fail)

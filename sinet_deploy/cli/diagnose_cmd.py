@@ -35,11 +35,11 @@ def diagnose(
     The SQNR is cumulative; the drop is what one op lost relative to its inputs, so the most
     negative drops point at the layers int8 handles worst. Exit 2 on a bad path or image.
     """
-    from sinet_deploy.benchmarks.layerwise import layerwise
-    from sinet_deploy.benchmarks.parity_paths import resolve_images
-    from sinet_deploy.errors import UserInputError
+    from sinet_deploy.core.errors import UserInputError
     from sinet_deploy.models.preprocessing import load_input
     from sinet_deploy.runtimes import load_session
+    from sinet_deploy.verify.layerwise import layerwise
+    from sinet_deploy.verify.parity_paths import resolve_images
 
     if max_images < 1 or top < 1:
         raise UserInputError("--max-images and --top must be ≥ 1")

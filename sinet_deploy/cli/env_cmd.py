@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
 
 def env(as_json: bool = typer.Option(False, "--json")) -> None:
     """Versions of Python, the converters, the runtimes and adb."""
-    from sinet_deploy.environment import environment_report
+    from sinet_deploy.core.environment import environment_report
 
     data = environment_report()
     if as_json:

@@ -24,7 +24,7 @@ def info(
 ) -> None:
     """Parameters, MACs, checkpoint sha256 and compatibility of a SINet checkpoint."""
     from sinet_deploy.cli.common import parse_config
-    from sinet_deploy.fileio import file_sha256
+    from sinet_deploy.core.fileio import file_sha256
     from sinet_deploy.models import load_model
     from sinet_deploy.models.config import SINetConfig, parse_input_size
     from sinet_deploy.models.sinet import count_macs, count_parameters

@@ -8,9 +8,9 @@ from typing import Any
 
 import typer
 
-from sinet_deploy.benchmarks.parity_paths import run_parity_paths
 from sinet_deploy.cli.output import err_console, print_json
-from sinet_deploy.errors import ParityGateError
+from sinet_deploy.core.errors import ParityGateError
+from sinet_deploy.verify.parity_paths import run_parity_paths
 
 
 def register(app: typer.Typer) -> None:
@@ -20,8 +20,8 @@ def register(app: typer.Typer) -> None:
 def print_parity_table(data: dict[str, Any]) -> None:
     from rich.markup import escape
 
-    from sinet_deploy.benchmarks.report import parity_table
     from sinet_deploy.cli.tables import print_table, table_console
+    from sinet_deploy.report.render import parity_table
 
     for title, rows, pairs in (
         (
@@ -64,14 +64,14 @@ def parity(
     ),
 ) -> None:
     """Every artifact against the PyTorch fp32 reference; exit 3 when a gate fails."""
-    from sinet_deploy.benchmarks.machine import machine_info
-    from sinet_deploy.benchmarks.report import write_report
     from sinet_deploy.cli.bench_cmd import command_line
     from sinet_deploy.cli.common import ensure_out_dir
     from sinet_deploy.cli.progress import progress_bar
+    from sinet_deploy.core.machine import machine_info
+    from sinet_deploy.report.render import write_report
 
     if threads is not None:
-        from sinet_deploy.benchmarks.machine import check_threads
+        from sinet_deploy.core.machine import check_threads
 
         check_threads([threads])
     if report is not None:

@@ -20,14 +20,14 @@ def print_summary(result: Any, total_s: float) -> None:
     """The one-screen table: artifact, size, latency, FPS, IoU vs PyTorch, gate."""
     from rich.markup import escape
 
-    from sinet_deploy.benchmarks.report import (
+    from sinet_deploy.cli.tables import print_table, table_console
+    from sinet_deploy.report.render import (
         SUMMARY_HEADER,
         busy_warning,
         recommendation,
         summary_cells,
     )
-    from sinet_deploy.benchmarks.report import summary_rows as join_rows
-    from sinet_deploy.cli.tables import print_table, table_console
+    from sinet_deploy.report.render import summary_rows as join_rows
 
     bench = result.bench.to_dict() if result.bench else None
     rows = join_rows(bench, result.parity, exports=result.exports)
@@ -56,7 +56,7 @@ def print_summary(result: Any, total_s: float) -> None:
             out.print(f"[red]{e['format']}/{e['precision']}[/]: {escape(msg)}")
     if warning := busy_warning(bench):
         out.print(f"[yellow]{escape(warning)}[/]")
-    from sinet_deploy.benchmarks.machine import machine_info
+    from sinet_deploy.core.machine import machine_info
 
     if rec := recommendation(rows, machine_info()):
         out.print(escape(rec))
@@ -112,14 +112,14 @@ def pipeline(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
 ) -> None:
     """Export every format and precision → parity → bench (with peers) → one-screen summary."""
-    from sinet_deploy.benchmarks.end_to_end import run_pipeline
-    from sinet_deploy.benchmarks.report import summary_rows
     from sinet_deploy.cli.bench_cmd import command_line, parse_threads
     from sinet_deploy.cli.common import ensure_out_dir
     from sinet_deploy.cli.progress import progress_bar
-    from sinet_deploy.errors import ImageError, UserInputError
-    from sinet_deploy.model_paths import check_model_path
+    from sinet_deploy.core.errors import ImageError, UserInputError
+    from sinet_deploy.core.paths import check_model_path
     from sinet_deploy.models.config import parse_input_size
+    from sinet_deploy.pipeline.run import run_pipeline
+    from sinet_deploy.report.render import summary_rows
 
     t_start = time.perf_counter()
     peers = [check_model_path(p, "peer model") for p in peer or []]

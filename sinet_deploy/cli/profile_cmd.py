@@ -32,8 +32,8 @@ def profile(
     sums the per-op medians by op type. With --against, both models are timed in the same
     rounds and compared type by type. Exit 2 on a bad path or a file that is not a model.
     """
-    from sinet_deploy.benchmarks.op_profile import profile as run_profile
-    from sinet_deploy.errors import UserInputError
+    from sinet_deploy.bench.op_profile import profile as run_profile
+    from sinet_deploy.core.errors import UserInputError
 
     if top < 1:
         raise UserInputError("--top must be ≥ 1")

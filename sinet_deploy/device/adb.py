@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from sinet_deploy.core.errors import DeviceError
 from sinet_deploy.device.listing import DeviceEntry, parse_devices
-from sinet_deploy.errors import DeviceError
 
 _RC_MARKER = "__SINET_DEPLOY_RC__="
 _RC_RE = re.compile(re.escape(_RC_MARKER) + r"(\d+)\r?\n?$")

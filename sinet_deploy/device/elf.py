@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from sinet_deploy.errors import DeviceError
+from sinet_deploy.core.errors import DeviceError
 
 EM_386 = 3
 EM_ARM = 40

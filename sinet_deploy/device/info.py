@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sinet_deploy.device.adb import Adb
-from sinet_deploy.device.sim.profile import SIMULATED_PROP
+
+#: The property that marks a device as the sinet-deploy simulator (set by ``device.sim``).
+SIMULATED_PROP = "ro.sinet_deploy.simulated"
 
 SEP = "__SINET_DEPLOY_SEP__"
 _CPU = "/sys/devices/system/cpu"

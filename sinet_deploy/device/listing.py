@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sinet_deploy.errors import DeviceError
+from sinet_deploy.core.errors import DeviceError
 
 #: The ``key:value`` fields adb appends in long (``-l``) listings.
 _LONG_KEYS = {"usb", "product", "model", "device", "transport_id", "features"}

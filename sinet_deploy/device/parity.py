@@ -4,7 +4,7 @@ Each image is preprocessed once on the host (the shared session contract of
 ``sinet_deploy.runtimes``), run on the phone through :class:`DeviceSession`, and compared with
 the same ``.tflite`` run by desktop LiteRT and, when the manifest (or ``--weights``) names SINet
 weights, with the PyTorch fp32 reference. Metrics are the shared ones
-(``sinet_deploy.benchmarks.metrics``): mask IoU at probability > 0.5, max |Δ probability|.
+(``sinet_deploy.verify.metrics``): mask IoU at probability > 0.5, max |Δ probability|.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sinet_deploy.benchmarks.metrics import aggregate, compare, json_safe
+from sinet_deploy.core.errors import DeviceError
 from sinet_deploy.device.adb import Adb, quote
 from sinet_deploy.device.remote import RemoteDir, check_parity_flags, check_run
-from sinet_deploy.errors import DeviceError
 from sinet_deploy.runtimes.base import Session
+from sinet_deploy.verify.metrics import aggregate, compare, json_safe
 
 
 class BenchCommand(Protocol):
@@ -30,7 +30,7 @@ class BenchCommand(Protocol):
 
 def gate_threshold(manifest: dict[str, Any] | None) -> tuple[float, str]:
     """The mean-IoU bound for this artifact, and where it comes from."""
-    from sinet_deploy.benchmarks.tolerances import DEVICE_MEAN_IOU, TOLERANCES
+    from sinet_deploy.verify.tolerances import DEVICE_MEAN_IOU, TOLERANCES
 
     precision = str((manifest or {}).get("precision", "fp32"))
     tol = TOLERANCES.get(("tflite", precision))
@@ -121,7 +121,7 @@ def prepare_parity(
 ) -> ParitySetup:
     """Read the manifest and images and load the references: every local error comes out
     here, before anything is pushed to the device."""
-    from sinet_deploy.manifest import read_manifest
+    from sinet_deploy.core.manifest import read_manifest
     from sinet_deploy.models.preprocessing import list_images
     from sinet_deploy.runtimes import load_session
 

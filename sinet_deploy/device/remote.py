@@ -15,9 +15,9 @@ import signal
 import time
 from collections.abc import Sequence
 
+from sinet_deploy.core.errors import DeviceError
 from sinet_deploy.device.adb import Adb, quote
 from sinet_deploy.device.bench_output import unconsumed_flags
-from sinet_deploy.errors import DeviceError
 
 REMOTE_BASE = "/data/local/tmp/sinet_deploy"
 DELEGATE_FLAG = {

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sinet_deploy.core.errors import DeviceError, SinetDeployError
 from sinet_deploy.device.adb import Adb, quote
 from sinet_deploy.device.bench_output import BenchOutput, BenchOutputError, parse_benchmark_output
 from sinet_deploy.device.elf import check_binary_for_device, read_binary
@@ -27,7 +28,6 @@ from sinet_deploy.device.remote import (
     unknown_flag,
 )
 from sinet_deploy.device.tensors import check_tflite
-from sinet_deploy.errors import DeviceError, SinetDeployError
 
 DELEGATES = tuple(DELEGATE_FLAG)
 _DELEGATE_NAME = {"xnnpack": "XNNPACK", "gpu": "GPU", "nnapi": "NNAPI"}

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from sinet_deploy.core.errors import ArtifactError
 from sinet_deploy.device.tensors import split_outputs
-from sinet_deploy.errors import ArtifactError
 from sinet_deploy.runtimes.base import Session
 
 #: ``run_once(input_bytes) -> output_bytes``: one benchmark_model run on the device.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sinet_deploy.errors import ArtifactError
+from sinet_deploy.core.errors import ArtifactError
 from sinet_deploy.runtimes.base import TensorSpec
 
 

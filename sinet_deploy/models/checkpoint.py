@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sinet_deploy.errors import CheckpointError
+from sinet_deploy.core.errors import CheckpointError
 from sinet_deploy.models.config import SINetConfig
 
 if TYPE_CHECKING:

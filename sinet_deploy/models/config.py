@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from sinet_deploy.errors import InputSizeError, UserInputError
+from sinet_deploy.core.errors import InputSizeError, UserInputError
 
 Branch = tuple[int, int]  # (kernel size k, pooling factor a)
 ModuleBranches = tuple[Branch, Branch]

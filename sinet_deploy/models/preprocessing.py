@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sinet_deploy.errors import ImageError, UserInputError
+from sinet_deploy.core.errors import ImageError, UserInputError
 
 #: The checkpoint's normalisation, in its own (B, G, R) channel order.
 MEAN_BGR = (107.304565, 115.69884, 132.35703)

@@ -14,8 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from sinet_deploy.errors import CheckpointError, WeightsUnavailableError
-from sinet_deploy.fileio import file_sha256
+from sinet_deploy.core.errors import CheckpointError, WeightsUnavailableError
+from sinet_deploy.core.fileio import file_sha256
 
 #: Pinned upstream location (SINET_SPEC.md): the authors' repository at a fixed commit.
 OFFICIAL_URL = (

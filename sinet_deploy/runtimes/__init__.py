@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sinet_deploy.errors import ArtifactError, UserInputError
+from sinet_deploy.core.errors import ArtifactError, UserInputError
 from sinet_deploy.runtimes.base import Session, TensorSpec
 from sinet_deploy.runtimes.torch_rt import TorchSession, torch_reference
 
@@ -54,7 +54,7 @@ register_loader(".mlpackage", _coreml_loader)  # NumPy reference evaluator off m
 
 
 def _optional_manifest(path: Path) -> dict[str, Any] | None:
-    from sinet_deploy.manifest import manifest_path
+    from sinet_deploy.core.manifest import manifest_path
 
     mpath = manifest_path(path)
     if not mpath.is_file():

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sinet_deploy.errors import ArtifactError, ImageError
+from sinet_deploy.core.errors import ArtifactError, ImageError
 from sinet_deploy.models.preprocessing import normalize_rgb
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sinet_deploy.errors import ArtifactError, MissingDependencyError, UserInputError
+from sinet_deploy.core.errors import ArtifactError, MissingDependencyError, UserInputError
 from sinet_deploy.runtimes.base import Session, TensorSpec, contract_from_manifest, spatial_size
 from sinet_deploy.runtimes.mil_eval import LABEL, MILEvaluator, Program, load_program
 
@@ -156,7 +156,7 @@ class CoreMLSession(Session):
 
 
 def _load_mlmodel(path: Path, compute_units: str) -> Any:
-    from sinet_deploy.converters.torch_to_coreml import import_coremltools
+    from sinet_deploy.runtimes.coreml_import import import_coremltools
 
     ct = import_coremltools()
     try:

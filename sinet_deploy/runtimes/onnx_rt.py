@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from sinet_deploy.errors import ArtifactError, MissingDependencyError, UserInputError
+from sinet_deploy.core.errors import ArtifactError, MissingDependencyError, UserInputError
 from sinet_deploy.runtimes.base import (
     Session,
     TensorSpec,

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-#: The property that marks a device as this simulator (read by ``sinet_deploy.device.info``).
-SIMULATED_PROP = "ro.sinet_deploy.simulated"
+from sinet_deploy.device.info import SIMULATED_PROP
 
 #: Ways a real device fails that the simulator reproduces (``device simulate --fail MODE``).
 FAILURES = {

@@ -11,7 +11,7 @@ The format, as written by coremltools' ``libmilstorage`` (storage version 2):
 We parse it with NumPy instead of calling coremltools' private ``_BlobStorageReader`` so that
 the evaluator reads the bytes independently of the converter that wrote them, and so every
 inconsistency (wrong sentinel, dtype that disagrees with the program, truncated data) is an
-:class:`~sinet_deploy.errors.ArtifactError` naming the offset.
+:class:`~sinet_deploy.core.errors.ArtifactError` naming the offset.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sinet_deploy.errors import ArtifactError
+from sinet_deploy.core.errors import ArtifactError
 
 SENTINEL = 0xDEADBEEF
 HEADER_SIZE = 64

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sinet_deploy.errors import ArtifactError, ConversionError
+from sinet_deploy.core.errors import ArtifactError, ConversionError
 from sinet_deploy.runtimes.mil_eval.program import Op, Program, TensorType
 from sinet_deploy.runtimes.mil_eval.registry import KERNELS, Kernel, supported_ops
 

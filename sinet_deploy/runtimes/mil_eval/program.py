@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sinet_deploy.errors import ArtifactError, MissingDependencyError
+from sinet_deploy.core.errors import ArtifactError, MissingDependencyError
 from sinet_deploy.runtimes.mil_eval.blob import BlobFile
 
 _PROTO_ALIAS = "_sinet_deploy_coreml_proto"
