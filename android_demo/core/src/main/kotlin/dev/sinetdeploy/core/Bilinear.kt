@@ -36,7 +36,7 @@ object Bilinear {
     /**
      * Resizes a single-channel float map ([inH] x [inW], row-major) to [outH] x [outW] without
      * rounding: the mask upscale. Same float32 operation order as the uint8 image resize, minus
-     * the final `rint`, matching `sinet_deploy.android_golden.resize_bilinear_float`.
+     * the final `rint`, matching `sinet_deploy.android.golden.resize_bilinear_float`.
      */
     @JvmStatic
     fun resizeFloat(src: FloatArray, inH: Int, inW: Int, outH: Int, outW: Int, dst: FloatArray) {

@@ -3,7 +3,7 @@ package dev.sinetdeploy.core
 import org.junit.Assert.assertEquals
 import org.junit.Test
 
-/** The temporal EMA against `android_golden.smooth` (float32, same operation order). */
+/** The temporal EMA against `android.golden.smooth` (float32, same operation order). */
 class TemporalGoldenTest {
     @Test
     fun emaMatchesPython() {
