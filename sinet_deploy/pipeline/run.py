@@ -281,7 +281,7 @@ def run_pipeline(
     """
     from sinet_deploy.bench.timing import run_benchmark
     from sinet_deploy.core.machine import machine_info
-    from sinet_deploy.export.publish import FORMATS, PRECISIONS, registered
+    from sinet_deploy.export.registry import FORMATS, PRECISIONS, registered
     from sinet_deploy.models.config import check_input_size
     from sinet_deploy.models.preprocessing import list_images
     from sinet_deploy.models.weights import resolve_checkpoint

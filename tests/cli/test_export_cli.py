@@ -57,11 +57,11 @@ def test_unsupported_size(cli: Any, tmp_path: Path, size: str) -> None:
 def test_unavailable_converter_names_it(
     cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sinet_deploy.export import publish as pipeline
+    from sinet_deploy.export import registry
 
-    # pretend no CoreML plugin is installed, whatever else exists in this checkout
-    reg = {k: v for k, v in pipeline.registered().items() if k[0] != "coreml"}
-    monkeypatch.setattr(pipeline, "registered", lambda: reg)
+    # pretend coremltools is not installed, whatever else exists in this checkout
+    reg = {k: v for k, v in registry.registered().items() if k[0] != "coreml"}
+    monkeypatch.setattr(registry, "registered", lambda: reg)
     res = cli("export", *FAST[:2], "--formats", "coreml", "--out", tmp_path)
     _one_line_error(res, 2, "coreml/fp32")
 

@@ -156,15 +156,15 @@ import signal, sys
 # A shell that starts a job in the background (CI harnesses do) makes it ignore SIGINT, and so
 # would this child: give it a terminal's Ctrl-C behaviour, which is what the test is about.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-from sinet_deploy.export import publish as pipeline
-entry = pipeline.registered()[("onnx", "fp32")]
-def paused(ctx, precision, dest):
-    converted = entry.fn(ctx, precision, dest)
-    assert dest.exists()
+from sinet_deploy.export import registry
+entry = registry.registered()[("onnx", "fp32")]
+def paused(ctx, target):
+    converted = entry.fn(ctx, target)
+    assert target.dest.exists()
     print("READY", flush=True)
     sys.stdin.read()
     return converted
-pipeline.register_converter("onnx", "fp32", paused, replace=True)
+registry.register_converter("onnx", "fp32", paused, replace=True)
 from sinet_deploy.cli.app import main
 main(sys.argv[1:])
 """

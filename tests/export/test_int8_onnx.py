@@ -96,15 +96,15 @@ def test_diagnose_command(cli, tiny_qdq: dict, tmp_path: Path) -> None:  # type:
 
 def test_int8_converters_are_registered_and_refuse_raw_io(tmp_path: Path) -> None:
     from sinet_deploy.core.errors import UserInputError
-    from sinet_deploy.export.publish import ExportContext, registered
-    from sinet_deploy.export.quantize import onnx_int8, tflite_int8
+    from sinet_deploy.export import onnx_int8, tflite_int8
+    from sinet_deploy.export.registry import ExportContext, Target, registered
 
     reg = registered()
     assert ("tflite", "int8") in reg and ("onnx", "int8") in reg
     ctx = ExportContext("random", (64, 64), "raw", 17, None, tmp_path)
-    for fn, suffix in ((tflite_int8, ".tflite"), (onnx_int8, ".onnx")):
+    for edge, fmt, suffix in ((tflite_int8, "tflite", ".tflite"), (onnx_int8, "onnx", ".onnx")):
         with pytest.raises(UserInputError):
-            fn(ctx, "int8", tmp_path / f"x{suffix}")
+            edge.convert(ctx, Target(fmt, "int8", tmp_path / f"x{suffix}"))
 
 
 # --- the real SINet (slow) -------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""Plugs CoreML (fp32, fp16, int8 weights) into the ``export`` pipeline.
+"""The CoreML edge: deploy form → ML program (fp32, fp16, int8 weights).
 
-Imported by :mod:`sinet_deploy.export.publish` through ``PLUGIN_MODULES``; registering is
-all it does at import time (coremltools is imported only when a conversion runs). The gate then
+Imported by :mod:`sinet_deploy.export.registry` (``EDGE_MODULES``); registering is all it does
+at import time (coremltools is imported only when a conversion runs). The gate then
 opens the package with :mod:`sinet_deploy.runtimes.coreml_rt`: on Linux that is the NumPy
 reference evaluator (``coreml-reference``), on macOS Core ML itself.
 
@@ -12,10 +12,9 @@ Export options beyond the pipeline's own come from ``ctx.cache["coreml:options"]
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 from sinet_deploy.core.environment import versions
-from sinet_deploy.export.publish import Converted, ExportContext, register_converter
+from sinet_deploy.export.registry import Artifact, ExportContext, Target, register_converter
 from sinet_deploy.export.torch_to_coreml import (
     DEFAULT_TARGET,
     PRECISIONS,
@@ -36,7 +35,9 @@ _WEIGHTS = {
 _FRONTENDS = {"trace": "torch.jit.trace", "export": "torch.export"}
 
 
-def _coreml(ctx: ExportContext, precision: str, dest: Path) -> Converted:
+def convert(ctx: ExportContext, target: Target) -> Artifact:
+    """One CoreML ML program; its parity runtime off macOS is the NumPy reference evaluator."""
+    dest, precision = target.dest, target.precision
     from sinet_deploy.runtimes.mil_eval import LABEL, load_program
     from sinet_deploy.runtimes.mil_eval.inspect import summary
 
@@ -66,7 +67,7 @@ def _coreml(ctx: ExportContext, precision: str, dest: Path) -> Converted:
         input_type = "MultiArray float32 [1, 3, H, W], normalised BGR"
     graph = summary(load_program(dest))
     graph["zero_scale_channels"] = notes.zero_scale_channels
-    return Converted(
+    return Artifact(
         inputs,
         outputs,
         options={
@@ -92,5 +93,5 @@ def _coreml(ctx: ExportContext, precision: str, dest: Path) -> Converted:
 if importlib.util.find_spec("coremltools") is not None:
     for _precision in PRECISIONS:
         register_converter(
-            "coreml", _precision, _coreml, description=f"CoreML ML program, {_WEIGHTS[_precision]}"
+            "coreml", _precision, convert, description=f"CoreML ML program, {_WEIGHTS[_precision]}"
         )
