@@ -6,12 +6,12 @@
     result.mask            # uint8 0/255, the image's own height x width
     result.probability     # float32 foreground probability, same size
 
-    report = sinet_deploy.export(formats=["tflite"], precisions=["fp32", "int8"],
+    report = sinet_deploy.convert(formats=["tflite"], precisions=["fp32", "int8"],
                                  out_dir="models", calib="my_portraits")
     session = sinet_deploy.load_session("models/tflite/sinet_224x224_fp32.tflite")
     result = session.predict("photo.jpg")                        # resized per its manifest
     rows = sinet_deploy.parity(["models/tflite/sinet_224x224_fp32.tflite"])   # parity --json
-    rows = sinet_deploy.bench(["models/tflite/sinet_224x224_fp32.tflite"])    # bench --json
+    rows = sinet_deploy.benchmark(["models/tflite/sinet_224x224_fp32.tflite"])    # bench --json
 
 Images may be a path, a PIL image, or a uint8 array (HxWx3 RGB or HxW gray). Float arrays are
 refused: whether they hold 0..1 or 0..255 (or normalised values) cannot be told apart, and a
@@ -31,7 +31,7 @@ import numpy as np
 from sinet_deploy.core.errors import ImageError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sinet_deploy.export.publish import ExportReport
+    from sinet_deploy.convert.publish import ExportReport
     from sinet_deploy.runtimes.base import Session
 
 ImageLike = Any  # str | Path | PIL.Image.Image | np.ndarray
@@ -173,14 +173,14 @@ def export(
 ) -> ExportReport:
     """Convert, gate and publish (``sinet-deploy export``).
 
-    Returns the :class:`~sinet_deploy.export.publish.ExportReport` (``.results``: one per
+    Returns the :class:`~sinet_deploy.convert.publish.ExportReport` (``.results``: one per
     artifact with its path, manifest and gate; ``.as_dict()``: the ``--json`` record).
 
     Raises:
         ParityGateError: a gate failed and ``check`` is true (the failed models were not
             published either way).
     """
-    from sinet_deploy.export.publish import export_artifacts
+    from sinet_deploy.convert.publish import export_artifacts
 
     report = export_artifacts(
         str(weights) if isinstance(weights, Path) else weights,
@@ -233,7 +233,7 @@ def bench(
 ) -> dict[str, Any]:
     """Latency, interleaved, each model in its own process: the record ``sinet-deploy bench
     --json`` prints (``results``: one row per model and thread count; ``machine``)."""
-    from sinet_deploy.bench.timing import run_benchmark
+    from sinet_deploy.benchmark.timing import run_benchmark
     from sinet_deploy.core.machine import machine_info
     from sinet_deploy.core.paths import check_model_path
     from sinet_deploy.pipeline.run import bench_candidates

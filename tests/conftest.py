@@ -116,7 +116,7 @@ def exported_artifacts(
     paths (each with its manifest beside it). One onnx2tf run makes both TFLite files; use this
     fixture (in ``slow`` tests) instead of converting again. Read-only: copy before modifying.
     """
-    from sinet_deploy.export.publish import export_artifacts
+    from sinet_deploy.convert.publish import export_artifacts
 
     out = tmp_path_factory.mktemp("exported_224")
     report = export_artifacts(

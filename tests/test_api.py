@@ -1,4 +1,4 @@
-"""The Python API (``sinet_deploy.predict/export/load_session/parity/bench``) and the example
+"""The Python API (``sinet_deploy.predictor/export/load_session/parity/bench``) and the example
 in docs/api.md, executed as written."""
 
 from __future__ import annotations
@@ -24,6 +24,18 @@ def test_api_names_are_lazy_and_listed() -> None:
         assert name in sinet_deploy.__all__ and callable(getattr(sinet_deploy, name))
     with pytest.raises(AttributeError):
         sinet_deploy.no_such_thing  # noqa: B018
+
+
+def test_api_names_are_not_shadowed_by_modules() -> None:
+    """Importing ``sinet_deploy.<name>`` would replace the function ``sinet_deploy.<name>``."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(sinet_deploy.__path__, "sinet_deploy."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    for name in ("load_model", *sinet_deploy._API):
+        assert callable(getattr(sinet_deploy, name)), name
 
 
 def test_as_rgb_takes_paths_pil_and_uint8_arrays_and_refuses_floats() -> None:

@@ -128,7 +128,7 @@ def test_predict_same_stem_gets_distinct_names(cli: Any, tmp_path: Path) -> None
 def test_predict_non_finite_output_writes_no_mask(
     cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sinet_deploy import predict as predict_mod
+    from sinet_deploy import predictor as predict_mod
 
     def nan_predictor(**_: Any) -> predict_mod.Predictor:
         return predict_mod.Predictor(

@@ -119,7 +119,7 @@ def prepare_android_assets(
             f"unknown precision {precision!r}", hint=f"use one of {', '.join(PRECISIONS)}"
         )
     try:
-        from sinet_deploy.export.publish import (
+        from sinet_deploy.convert.publish import (
             check_out_dir,
             export_artifacts,
             source_sha256,
@@ -186,7 +186,7 @@ def adopt_android_model(out: Path, artifact: Path) -> AndroidAssets:
     """
     import json
 
-    from sinet_deploy.export.publish import check_out_dir
+    from sinet_deploy.convert.publish import check_out_dir
 
     artifact = Path(artifact)
     if artifact.suffix != ".tflite" or not artifact.is_file():

@@ -234,7 +234,7 @@ def _quant(q: dict[str, Any] | None) -> list[float] | None:
 # ---------------------------------------------------------------- inputs and model outputs
 def _shared_dir() -> Path:
     env = os.environ.get("SINET_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
 
 
 def _base_image(profile: Profile, shared: Path) -> tuple[np.ndarray, str]:

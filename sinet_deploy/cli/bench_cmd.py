@@ -37,7 +37,7 @@ def parse_threads(text: str) -> list[int]:
 def print_bench_table(bench: dict[str, Any], machine: dict[str, Any] | None = None) -> None:
     from rich.markup import escape
 
-    from sinet_deploy.bench.timing import RATIO_COLUMNS
+    from sinet_deploy.benchmark.timing import RATIO_COLUMNS
     from sinet_deploy.cli.tables import print_table, table_console
     from sinet_deploy.report.render import BENCH_HEADER, bench_cells, busy_warning
 
@@ -92,7 +92,7 @@ def bench(
     ),
 ) -> None:
     """Latency of every artifact in its runtime, PyTorch eager as the reference, peers beside."""
-    from sinet_deploy.bench.timing import run_benchmark
+    from sinet_deploy.benchmark.timing import run_benchmark
     from sinet_deploy.cli.common import ensure_out_dir
     from sinet_deploy.cli.progress import progress_bar
     from sinet_deploy.core.machine import machine_info

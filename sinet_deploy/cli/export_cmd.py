@@ -57,8 +57,8 @@ def export(
     """
     from sinet_deploy.cli.common import parse_config
     from sinet_deploy.cli.progress import progress_bar
+    from sinet_deploy.convert.publish import export_artifacts
     from sinet_deploy.core.errors import UserInputError
-    from sinet_deploy.export.publish import export_artifacts
     from sinet_deploy.models.config import parse_input_size
 
     size = parse_input_size(input_size)

@@ -42,7 +42,7 @@ def predict(
     from sinet_deploy.cli.output import warn
     from sinet_deploy.core.errors import ImageError
     from sinet_deploy.models.config import parse_input_size
-    from sinet_deploy.predict import expand_inputs, make_predictor, output_stems
+    from sinet_deploy.predictor import expand_inputs, make_predictor, output_stems
 
     size = parse_input_size(input_size) if input_size is not None else None
     paths = expand_inputs(images)

@@ -32,7 +32,7 @@ def profile(
     sums the per-op medians by op type. With --against, both models are timed in the same
     rounds and compared type by type. Exit 2 on a bad path or a file that is not a model.
     """
-    from sinet_deploy.bench.op_profile import profile as run_profile
+    from sinet_deploy.benchmark.op_profile import profile as run_profile
     from sinet_deploy.core.errors import UserInputError
 
     if top < 1:

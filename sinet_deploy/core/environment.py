@@ -107,7 +107,7 @@ def adb_version() -> str | None:
 
 
 #: The hash-pinned lock of the whole environment (``scripts/lock.sh``), in a source checkout.
-LOCK_FILE = Path(__file__).resolve().parents[1] / "requirements.lock"
+LOCK_FILE = Path(__file__).resolve().parents[2] / "requirements.lock"
 _LOCK_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 
 

@@ -70,7 +70,7 @@ def run_job(job: dict[str, Any], progress: ProgressFn | None = None) -> dict[str
     Raises:
         One of :data:`FATAL_ERRORS`.
     """
-    from sinet_deploy.export.publish import export_artifacts
+    from sinet_deploy.convert.publish import export_artifacts
 
     fmt, precisions = job["format"], list(job["precisions"])
     t0 = time.perf_counter()

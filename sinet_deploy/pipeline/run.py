@@ -1,6 +1,6 @@
 """The main job (``sinet-deploy pipeline``): export everything → parity → bench → report.
 
-Every (format, precision) registered in :mod:`sinet_deploy.export.publish` at run time is
+Every (format, precision) registered in :mod:`sinet_deploy.convert.publish` at run time is
 exported with the given weights (the official ones by default), each through its own parity
 gate, and the published artifacts go through the parity matrix on the chosen images — one job per
 format, all at once (:mod:`.export_jobs`). Then the interleaved benchmark runs alone on the
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sinet_deploy.bench.timing import BenchResult, Candidate
+from sinet_deploy.benchmark.timing import BenchResult, Candidate
 from sinet_deploy.core.errors import ParityGateError, SinetDeployError, UserInputError
 from sinet_deploy.verify.parity import ParityReport
 
@@ -184,7 +184,7 @@ def bench_candidates(
     (``cuda=True``; skipped, with the reason, without an NVIDIA GPU) or, by default, when this
     machine has an NVIDIA GPU.
     """
-    from sinet_deploy.bench.timing import (
+    from sinet_deploy.benchmark.timing import (
         artifact_input_size,
         cuda_candidates,
         cuda_unavailable_reason,
@@ -279,9 +279,9 @@ def run_pipeline(
         WeightsUnavailableError / CheckpointError / InputSizeError / ImageError: nothing can
             be exported or checked.
     """
-    from sinet_deploy.bench.timing import run_benchmark
+    from sinet_deploy.benchmark.timing import run_benchmark
+    from sinet_deploy.convert.registry import FORMATS, PRECISIONS, registered
     from sinet_deploy.core.machine import machine_info
-    from sinet_deploy.export.registry import FORMATS, PRECISIONS, registered
     from sinet_deploy.models.config import check_input_size
     from sinet_deploy.models.preprocessing import list_images
     from sinet_deploy.models.weights import resolve_checkpoint

@@ -97,7 +97,7 @@ class _Report:
 @pytest.fixture
 def fake_export(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Replace the (slow) export pipeline: write a fake pair like it does, count the calls."""
-    from sinet_deploy.export import publish as pipeline
+    from sinet_deploy.convert import publish as pipeline
 
     state: dict[str, Any] = {"calls": [], "pass": True}
 

@@ -57,7 +57,7 @@ def test_unsupported_size(cli: Any, tmp_path: Path, size: str) -> None:
 def test_unavailable_converter_names_it(
     cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sinet_deploy.export import registry
+    from sinet_deploy.convert import registry
 
     # pretend coremltools is not installed, whatever else exists in this checkout
     reg = {k: v for k, v in registry.registered().items() if k[0] != "coreml"}

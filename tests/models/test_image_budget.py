@@ -115,7 +115,7 @@ def test_resize_has_no_full_size_float_copy() -> None:
 
 def test_predict_writes_image_size_mask_within_memory(tmp_path: Path) -> None:
     """Decode + mask + overlay of a 16 MP image allocate about its uint8 size, not 4x it."""
-    from sinet_deploy.predict import OVERLAY_MAX_SIDE, Predictor
+    from sinet_deploy.predictor import OVERLAY_MAX_SIDE, Predictor
 
     img = tmp_path / "big.png"
     rgb = np.zeros((4000, 4000, 3), np.uint8)

@@ -16,7 +16,7 @@ import pytest
 
 from sinet_deploy.pipeline import export_jobs
 from sinet_deploy.pipeline import run as end_to_end
-from tests.bench.test_bench import tiny_onnx
+from tests.benchmark.test_bench import tiny_onnx
 from tests.conftest import PEERS, need
 
 

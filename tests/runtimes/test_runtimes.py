@@ -21,7 +21,7 @@ SIZE = (64, 96)
 @pytest.fixture(scope="module")
 def random_onnx(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Seeded random-weight SINet exported to ONNX with both I/O contracts (no onnx2tf)."""
-    from sinet_deploy.export.publish import export_artifacts
+    from sinet_deploy.convert.publish import export_artifacts
 
     out: dict[str, Path] = {}
     for io in ("image", "raw"):

@@ -17,7 +17,7 @@ from sinet_deploy.verify.parity import (
     run_parity,
 )
 from sinet_deploy.verify.tolerances import FP32_PROB_DIFF, tolerance_for
-from tests.bench.test_bench import tiny_onnx
+from tests.benchmark.test_bench import tiny_onnx
 from tests.fake_sessions import ProbSession, brightness
 
 

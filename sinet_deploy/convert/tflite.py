@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from sinet_deploy.convert.registry import Artifact, ExportContext, Target, register_converter
 from sinet_deploy.core.environment import versions
 from sinet_deploy.core.errors import UserInputError
-from sinet_deploy.export.registry import Artifact, ExportContext, Target, register_converter
 from sinet_deploy.runtimes.base import TensorSpec
 
 _WEIGHTS = {
@@ -19,7 +19,7 @@ _WEIGHTS = {
 
 def _onnx2tf_outputs(ctx: ExportContext, precision: str) -> dict[str, Path]:
     """Every requested TFLite precision from one onnx2tf run (cached in the context)."""
-    from sinet_deploy.export.onnx_to_tflite import TFLiteConvertConfig, convert_onnx_to_tflite
+    from sinet_deploy.convert.onnx_to_tflite import TFLiteConvertConfig, convert_onnx_to_tflite
 
     key = "tflite:onnx2tf"
     if key not in ctx.cache:

@@ -156,7 +156,7 @@ import signal, sys
 # A shell that starts a job in the background (CI harnesses do) makes it ignore SIGINT, and so
 # would this child: give it a terminal's Ctrl-C behaviour, which is what the test is about.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-from sinet_deploy.export import registry
+from sinet_deploy.convert import registry
 entry = registry.registered()[("onnx", "fp32")]
 def paused(ctx, target):
     converted = entry.fn(ctx, target)

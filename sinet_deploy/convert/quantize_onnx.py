@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sinet_deploy.convert.calibration import CalibrationSet
+from sinet_deploy.convert.int8_equalize import EqualizeConfig
+from sinet_deploy.convert.int8_form import Int8FormConfig
 from sinet_deploy.core.errors import ConversionError, MissingDependencyError, UserInputError
-from sinet_deploy.export.calibration import CalibrationSet
-from sinet_deploy.export.int8_equalize import EqualizeConfig
-from sinet_deploy.export.int8_form import Int8FormConfig
 
 CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
 
@@ -64,8 +64,8 @@ def convert_int8_onnx(
         MissingDependencyError: onnx / onnxruntime missing.
         ConversionError: ONNX Runtime's quantizer failed.
     """
-    from sinet_deploy.export.quantize_tflite import int8_module
-    from sinet_deploy.export.torch_to_onnx import (
+    from sinet_deploy.convert.quantize_tflite import int8_module
+    from sinet_deploy.convert.torch_to_onnx import (
         OnnxExportConfig,
         export_onnx,
         graph_op_counts,

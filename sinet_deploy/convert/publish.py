@@ -35,6 +35,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sinet_deploy.convert.registry import (
+    IO_MODES,
+    Artifact,
+    ConverterEntry,
+    ExportContext,
+    Target,
+    plan,
+    registered,
+)
 from sinet_deploy.core.errors import ArtifactError, ParityGateError, UserInputError
 from sinet_deploy.core.fileio import (
     Busy,
@@ -51,15 +60,6 @@ from sinet_deploy.core.manifest import (
     manifest_path,
     sha256_path,
     write_json_atomic,
-)
-from sinet_deploy.export.registry import (
-    IO_MODES,
-    Artifact,
-    ConverterEntry,
-    ExportContext,
-    Target,
-    plan,
-    registered,
 )
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ def export_artifacts(
         An :class:`ExportReport`; call :meth:`ExportReport.raise_for_failures` to turn gate
         failures into :class:`ParityGateError`.
     """
-    from sinet_deploy.export.torch_to_onnx import DEFAULT_OPSET
+    from sinet_deploy.convert.torch_to_onnx import DEFAULT_OPSET
     from sinet_deploy.runtimes import torch_reference
     from sinet_deploy.verify.gate import gate_images
 
@@ -241,7 +241,7 @@ def _check_request(
     coreml_target: str | None,
 ) -> tuple[tuple[int, int], list[tuple[str, str]]]:
     """Every option checked before any work: the size and the (format, precision) pairs."""
-    from sinet_deploy.export.torch_to_onnx import OnnxExportConfig
+    from sinet_deploy.convert.torch_to_onnx import OnnxExportConfig
     from sinet_deploy.models.config import check_input_size
 
     if io not in IO_MODES:
@@ -250,7 +250,7 @@ def _check_request(
     OnnxExportConfig((1, 3, h, w), opset=opset)  # validates the opset
     pairs = plan(formats, precisions)
     if coreml_target is not None:
-        from sinet_deploy.export.torch_to_coreml import DEPLOYMENT_TARGETS
+        from sinet_deploy.convert.torch_to_coreml import DEPLOYMENT_TARGETS
 
         if coreml_target not in DEPLOYMENT_TARGETS:
             raise UserInputError(

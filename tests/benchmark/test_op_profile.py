@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("ai_edge_litert")
 
-from sinet_deploy.bench.op_profile import profile, split_ops
+from sinet_deploy.benchmark.op_profile import profile, split_ops
 from sinet_deploy.core.errors import ArtifactError, UserInputError
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sinet_deploy.convert.registry import ExportContext
 from sinet_deploy.core.errors import UserInputError
-from sinet_deploy.export.registry import ExportContext
 
 
 def calibration_for(ctx: ExportContext) -> Any:
@@ -14,7 +14,7 @@ def calibration_for(ctx: ExportContext) -> Any:
     Built from ``--calib DIR`` or, without it, from the packaged public-domain portraits (with
     a warning, recorded in the manifest, that recommends ``--calib``).
     """
-    from sinet_deploy.export.calibration import load_calibration
+    from sinet_deploy.convert.calibration import load_calibration
 
     key = "int8:calibration"
     if key not in ctx.cache:

@@ -37,7 +37,7 @@ def coreml_artifacts(
     official_weights: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Path]:
     """The official SINet exported once to CoreML fp32/fp16/int8 at 224x224."""
-    from sinet_deploy.export.publish import export_artifacts
+    from sinet_deploy.convert.publish import export_artifacts
 
     out = tmp_path_factory.mktemp("coreml_224")
     report = export_artifacts(

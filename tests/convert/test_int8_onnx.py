@@ -34,7 +34,7 @@ class _TinyImage(nn.Module):
 def tiny_qdq(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
-    from sinet_deploy.export.torch_to_onnx import OnnxExportConfig, export_onnx
+    from sinet_deploy.convert.torch_to_onnx import OnnxExportConfig, export_onnx
 
     out = tmp_path_factory.mktemp("tiny_qdq")
     fp32 = export_onnx(_TinyImage().eval(), out / "fp32.onnx", OnnxExportConfig((1, 16, 16, 3)))
@@ -95,9 +95,9 @@ def test_diagnose_command(cli, tiny_qdq: dict, tmp_path: Path) -> None:  # type:
 
 
 def test_int8_converters_are_registered_and_refuse_raw_io(tmp_path: Path) -> None:
+    from sinet_deploy.convert import onnx_int8, tflite_int8
+    from sinet_deploy.convert.registry import ExportContext, Target, registered
     from sinet_deploy.core.errors import UserInputError
-    from sinet_deploy.export import onnx_int8, tflite_int8
-    from sinet_deploy.export.registry import ExportContext, Target, registered
 
     reg = registered()
     assert ("tflite", "int8") in reg and ("onnx", "int8") in reg
@@ -112,8 +112,8 @@ def test_int8_converters_are_registered_and_refuse_raw_io(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_sinet_int8_onnx_is_accurate(official_weights: Path, tmp_path: Path) -> None:
-    from sinet_deploy.export.calibration import CalibrationConfig, CalibrationSet, tensor_sha256
-    from sinet_deploy.export.quantize_onnx import convert_int8_onnx
+    from sinet_deploy.convert.calibration import CalibrationConfig, CalibrationSet, tensor_sha256
+    from sinet_deploy.convert.quantize_onnx import convert_int8_onnx
     from sinet_deploy.runtimes.onnx_rt import OnnxSession
     from sinet_deploy.verify.tolerances import INT8_ACCEPTANCE
     from tests._int8_data import calib_split, score

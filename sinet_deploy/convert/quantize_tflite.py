@@ -36,10 +36,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sinet_deploy.convert.calibration import CalibrationSet
+from sinet_deploy.convert.int8_equalize import EqualizeConfig
+from sinet_deploy.convert.int8_form import Int8FormConfig
 from sinet_deploy.core.errors import ConversionError, MissingDependencyError, UserInputError
-from sinet_deploy.export.calibration import CalibrationSet
-from sinet_deploy.export.int8_equalize import EqualizeConfig
-from sinet_deploy.export.int8_form import Int8FormConfig
 
 DEFAULT_TIMEOUT_S = 1200.0
 
@@ -104,8 +104,8 @@ def int8_module(
     """The equalized, rewritten fp32 module that gets quantized (``io="image"``)."""
     import torch
 
-    from sinet_deploy.export.int8_equalize import equalize
-    from sinet_deploy.export.int8_form import int8_form
+    from sinet_deploy.convert.int8_equalize import equalize
+    from sinet_deploy.convert.int8_form import int8_form
     from sinet_deploy.models import export_module
 
     module = export_module(
@@ -149,8 +149,8 @@ def convert_int8_tflite(
         MissingDependencyError: onnx2tf / TensorFlow / LiteRT missing.
         ConversionError: a converter step failed (its log is kept and named).
     """
-    from sinet_deploy.export.onnx_to_tflite import onnx2tf_version, rewrite_io
-    from sinet_deploy.export.torch_to_onnx import (
+    from sinet_deploy.convert.onnx_to_tflite import onnx2tf_version, rewrite_io
+    from sinet_deploy.convert.torch_to_onnx import (
         OnnxExportConfig,
         export_onnx,
         graph_op_counts,
@@ -196,7 +196,7 @@ def convert_int8_tflite(
 
 def _onnx2tf_saved_model(onnx_path: Path, work: Path, timeout_s: float) -> Path:
     """onnx2tf in a child process, offline (H3's runner), keeping its SavedModel."""
-    from sinet_deploy.export.onnx_to_tflite import run_logged, write_sample_data
+    from sinet_deploy.convert.onnx_to_tflite import run_logged, write_sample_data
 
     write_sample_data(work)
     out = work / "tf"
@@ -211,11 +211,11 @@ def _onnx2tf_saved_model(onnx_path: Path, work: Path, timeout_s: float) -> Path:
 
 
 def _run_quantizer(spec: dict[str, Any], work: Path, timeout_s: float) -> dict[str, Any]:
-    from sinet_deploy.export.onnx_to_tflite import keep_log, last_error, subprocess_env
+    from sinet_deploy.convert.onnx_to_tflite import keep_log, last_error, subprocess_env
 
     spec_path = work / "quantize_spec.json"
     spec_path.write_text(json.dumps(spec))
-    cmd = [sys.executable, "-m", "sinet_deploy.export.quantize_tflite", str(spec_path)]
+    cmd = [sys.executable, "-m", "sinet_deploy.convert.quantize_tflite", str(spec_path)]
     try:
         proc = subprocess.run(
             cmd,

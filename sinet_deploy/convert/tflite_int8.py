@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from sinet_deploy.convert.int8_edge import calibration_for, calibration_options, check_io
+from sinet_deploy.convert.registry import Artifact, ExportContext, Target, register_converter
 from sinet_deploy.core.environment import versions
-from sinet_deploy.export.int8_edge import calibration_for, calibration_options, check_io
-from sinet_deploy.export.registry import Artifact, ExportContext, Target, register_converter
 from sinet_deploy.runtimes.base import TensorSpec
 
 
 def convert(ctx: ExportContext, target: Target) -> Artifact:
     """Full-integer TFLite (see :mod:`.quantize_tflite`)."""
-    from sinet_deploy.export.quantize_tflite import TFLiteInt8Config, convert_int8_tflite
+    from sinet_deploy.convert.quantize_tflite import TFLiteInt8Config, convert_int8_tflite
     from sinet_deploy.runtimes.litert_rt import LiteRTSession, analyze
 
     check_io(ctx)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sinet_deploy.export import registry
-from sinet_deploy.export.registry import Artifact, ExportContext, Target
+from sinet_deploy.convert import registry
+from sinet_deploy.convert.registry import Artifact, ExportContext, Target
 
 
 def test_every_registered_converter_has_the_one_signature() -> None:
@@ -34,7 +34,7 @@ def test_each_edge_module_registers_its_convert() -> None:
 
 
 def test_the_onnx_edge_returns_an_artifact_record(tmp_path: Path) -> None:
-    from sinet_deploy.export import onnx
+    from sinet_deploy.convert import onnx
 
     ctx = ExportContext("random", (64, 64), "image", 17, None, tmp_path)
     art = onnx.convert(ctx, Target("onnx", "fp32", tmp_path / "m.onnx"))

@@ -36,11 +36,11 @@ PRECISIONS = ("fp32", "fp16", "int8w", "int8")
 IO_MODES = ("image", "raw")
 #: The modules that register converters when imported, one per edge.
 EDGE_MODULES = (
-    "sinet_deploy.export.onnx",
-    "sinet_deploy.export.tflite",
-    "sinet_deploy.export.onnx_int8",
-    "sinet_deploy.export.tflite_int8",
-    "sinet_deploy.export.coreml",
+    "sinet_deploy.convert.onnx",
+    "sinet_deploy.convert.tflite",
+    "sinet_deploy.convert.onnx_int8",
+    "sinet_deploy.convert.tflite_int8",
+    "sinet_deploy.convert.coreml",
 )
 
 
@@ -104,14 +104,14 @@ class ExportContext:
         key = f"onnx:{self.io}:{layout}"
         if key not in self.cache:
             path = self.work_dir / f"sinet_{self.io}_{layout}.onnx"
-            from sinet_deploy.export.torch_to_onnx import export_onnx
+            from sinet_deploy.convert.torch_to_onnx import export_onnx
 
             export_onnx(self.module(layout), path, self.onnx_config(layout))
             self.cache[key] = path
         return Path(self.cache[key])
 
     def onnx_config(self, layout: str) -> Any:
-        from sinet_deploy.export.torch_to_onnx import OnnxExportConfig
+        from sinet_deploy.convert.torch_to_onnx import OnnxExportConfig
 
         h, w = self.input_size
         if self.io == "image":

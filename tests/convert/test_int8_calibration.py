@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sinet_deploy.core.errors import ImageError, UserInputError
-from sinet_deploy.export.calibration import (
+from sinet_deploy.convert.calibration import (
     BUILTIN_WARNING,
     CalibrationConfig,
     augment,
     load_calibration,
     tensor_sha256,
 )
+from sinet_deploy.core.errors import ImageError, UserInputError
 from sinet_deploy.models.preprocessing import load_input
 
 SIZE = (64, 96)

@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from sinet_deploy.core.errors import UserInputError
-from sinet_deploy.export.int8_equalize import (
+from sinet_deploy.convert.int8_equalize import (
     EqualizeConfig,
     _RangeRecorder,
     _watch,
@@ -15,12 +14,13 @@ from sinet_deploy.export.int8_equalize import (
     scale_in,
     scale_out,
 )
-from sinet_deploy.export.int8_form import (
+from sinet_deploy.convert.int8_form import (
     FoldedPReLU,
     Int8FormConfig,
     PReLUAsLeaky,
     int8_form,
 )
+from sinet_deploy.core.errors import UserInputError
 from sinet_deploy.models import export_module
 from sinet_deploy.verify.tolerances import FP32_LOGIT_DIFF
 
@@ -77,7 +77,7 @@ def test_fold_uses_three_ops_where_the_producer_can_absorb(deploy: nn.Module) ->
 
 
 def test_onnx_export_of_int8_form_has_no_prelu_softmax_or_pool(deploy: nn.Module, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from sinet_deploy.export.torch_to_onnx import (
+    from sinet_deploy.convert.torch_to_onnx import (
         OnnxExportConfig,
         export_onnx,
         graph_op_counts,

@@ -28,12 +28,12 @@ from tests._tiny import ConvBNPReLU, DecoderGate, Depthwise, PoolUp, up
 
 pytest.importorskip("coremltools", reason="the coreml extra (coremltools) is not installed")
 
-from sinet_deploy.core.errors import ConversionError, UserInputError
-from sinet_deploy.export.torch_to_coreml import (
+from sinet_deploy.convert.torch_to_coreml import (
     ConversionNotes,
     CoreMLConfig,
     convert_coreml,
 )
+from sinet_deploy.core.errors import ConversionError, UserInputError
 from sinet_deploy.models.preprocessing import normalize_rgb, preprocessing_contract
 from sinet_deploy.runtimes import load_session
 from sinet_deploy.runtimes.coreml_rt import CoreMLSession, coreml_available

@@ -2,7 +2,7 @@
 
 Why this shape:
 
-* **One process per candidate** (``python -m sinet_deploy.bench.worker``): initialisation
+* **One process per candidate** (``python -m sinet_deploy.benchmark.worker``): initialisation
   time, peak memory (the process's RSS high-water mark) and the runtime's own import cost belong
   to that runtime alone, and one runtime's thread pool cannot slow another's.
 * **Interleaved rounds**: round *r* runs every candidate for a few iterations, in an order
@@ -340,7 +340,7 @@ class WorkerFailed(Exception):
 
 
 class Worker:
-    """A ``python -m sinet_deploy.bench.worker`` child speaking JSON lines over pipes."""
+    """A ``python -m sinet_deploy.benchmark.worker`` child speaking JSON lines over pipes."""
 
     def __init__(self, *, threads: int, python: str | None = None) -> None:
         env = dict(os.environ)
@@ -353,7 +353,7 @@ class Worker:
         # Closed in close(); a worker outlives any one block, so no context manager here.
         self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [python or sys.executable, "-m", "sinet_deploy.bench.worker"],
+            [python or sys.executable, "-m", "sinet_deploy.benchmark.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sinet_deploy.bench.timing import (
+from sinet_deploy.benchmark.timing import (
     Candidate,
     Row,
     add_ratios,
@@ -334,7 +334,7 @@ def test_bench_real_artifacts_with_the_mediapipe_peer(
 def test_cuda_rows_are_listed_and_skipped_with_a_reason_without_a_gpu(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from sinet_deploy.bench import timing
+    from sinet_deploy.benchmark import timing
 
     arts = ["/x/sinet_224x224_fp32.onnx", "/x/sinet_224x224_fp32.tflite"]
     monkeypatch.setattr(timing, "cuda_unavailable_reason", lambda: "no GPU here")
@@ -364,7 +364,7 @@ def test_cuda_graph_row_runs_or_says_why_not() -> None:
 
 
 def test_paired_ratio_cancels_a_slow_spell_that_hits_both_rows() -> None:
-    from sinet_deploy.bench.timing import paired_ratio, ratio_matrix
+    from sinet_deploy.benchmark.timing import paired_ratio, ratio_matrix
 
     def row(name: str, lat: list[float]) -> Row:
         r = Row(

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from sinet_deploy.core.errors import UserInputError
-from sinet_deploy.export.torch_to_onnx import (
+from sinet_deploy.convert.torch_to_onnx import (
     OnnxExportConfig,
     export_onnx,
     graph_op_counts,
     read_metadata,
     to_fp16_weights,
 )
+from sinet_deploy.core.errors import UserInputError
 from sinet_deploy.verify.tolerances import FP32_LOGIT_DIFF, tolerance_for
 from tests._tiny import TinyNet, blocks
 
@@ -112,7 +112,7 @@ def test_real_sinet_other_opset(official_weights: Path, tmp_path: Path) -> None:
 def test_prelu_rewrite_for_onnxruntime_is_exact(tmp_path: Path, low: float, high: float) -> None:
     """PRelu → Max(x, a*x) (slopes in [0, 1]) or Relu(x) - a*Relu(-x): bit-identical outputs,
     no PRelu left (onnxruntime's per-channel PRelu was half of SINet's time)."""
-    from sinet_deploy.export.onnx_rewrite import prelu_to_max
+    from sinet_deploy.convert.onnx_rewrite import prelu_to_max
 
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.PReLU(8)).eval()

@@ -20,7 +20,7 @@ def tiny_int8(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """
     import tensorflow as tf
 
-    from sinet_deploy.export.quantize_tflite import _run_quantizer
+    from sinet_deploy.convert.quantize_tflite import _run_quantizer
 
     out = tmp_path_factory.mktemp("tiny_int8")
     rng = np.random.default_rng(0)
@@ -110,8 +110,8 @@ def test_sinet_int8_tflite_is_one_partition_and_accurate(
     calib_split: dict,
     tmp_path: Path,  # type: ignore[type-arg]
 ) -> None:
-    from sinet_deploy.export.calibration import CalibrationConfig, CalibrationSet, tensor_sha256
-    from sinet_deploy.export.quantize_tflite import convert_int8_tflite
+    from sinet_deploy.convert.calibration import CalibrationConfig, CalibrationSet, tensor_sha256
+    from sinet_deploy.convert.quantize_tflite import convert_int8_tflite
     from sinet_deploy.runtimes.litert_rt import LiteRTSession, analyze
     from sinet_deploy.verify.tolerances import INT8_ACCEPTANCE
 

@@ -15,9 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from sinet_deploy.core.errors import ConversionError, UserInputError
-from sinet_deploy.core.manifest import read_manifest
-from sinet_deploy.export.onnx_to_tflite import (
+from sinet_deploy.convert.onnx_to_tflite import (
     SAMPLE_DATA_NAME,
     TFLiteConvertConfig,
     convert_onnx_to_tflite,
@@ -26,6 +24,8 @@ from sinet_deploy.export.onnx_to_tflite import (
     subprocess_env,
     write_sample_data,
 )
+from sinet_deploy.core.errors import ConversionError, UserInputError
+from sinet_deploy.core.manifest import read_manifest
 from sinet_deploy.models.preprocessing import list_images
 from sinet_deploy.runtimes import load_session, torch_reference
 from sinet_deploy.runtimes.litert_rt import analyze
@@ -87,7 +87,7 @@ def test_config_rejects_unknown_precision() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_tflite(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from sinet_deploy.export.torch_to_onnx import OnnxExportConfig, export_onnx
+    from sinet_deploy.convert.torch_to_onnx import OnnxExportConfig, export_onnx
 
     folder = tmp_path_factory.mktemp("tiny_tflite")
     onnx_path = export_onnx(
@@ -176,7 +176,7 @@ def test_sinet_parity_on_calibration_portraits(exported_artifacts: dict[str, Pat
 
 @pytest.mark.slow
 def test_sinet_non_square_size(official_weights: Path, tmp_path: Path) -> None:
-    from sinet_deploy.export.publish import export_artifacts
+    from sinet_deploy.convert.publish import export_artifacts
 
     report = export_artifacts(
         "official", formats=["tflite"], precisions=["fp32"], out_dir=tmp_path, input_size=(256, 320)

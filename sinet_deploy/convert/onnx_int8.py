@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from sinet_deploy.convert.int8_edge import calibration_for, calibration_options, check_io
+from sinet_deploy.convert.registry import Artifact, ExportContext, Target, register_converter
 from sinet_deploy.core.environment import versions
-from sinet_deploy.export.int8_edge import calibration_for, calibration_options, check_io
-from sinet_deploy.export.registry import Artifact, ExportContext, Target, register_converter
 
 
 def convert(ctx: ExportContext, target: Target) -> Artifact:
     """QDQ int8 ONNX (see :mod:`.quantize_onnx`)."""
-    from sinet_deploy.export.quantize_onnx import OnnxInt8Config, convert_int8_onnx
+    from sinet_deploy.convert.quantize_onnx import OnnxInt8Config, convert_int8_onnx
 
     check_io(ctx)
     calib = calibration_for(ctx)

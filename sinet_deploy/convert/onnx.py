@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from sinet_deploy.convert.registry import Artifact, ExportContext, Target, register_converter
 from sinet_deploy.core.environment import versions
-from sinet_deploy.export.registry import Artifact, ExportContext, Target, register_converter
 from sinet_deploy.runtimes.base import TensorSpec
 
 
@@ -23,7 +23,7 @@ def _specs(ctx: ExportContext) -> tuple[list[TensorSpec], list[TensorSpec]]:
 def _onnx_for_ort(ctx: ExportContext) -> Path:
     """The simplified ONNX with onnxruntime-friendly exact rewrites (cached)."""
     if "onnx:ort" not in ctx.cache:
-        from sinet_deploy.export.onnx_rewrite import prelu_to_max
+        from sinet_deploy.convert.onnx_rewrite import prelu_to_max
 
         path = ctx.work_dir / "sinet_ort.onnx"
         ctx.cache["onnx:ort:prelu"] = prelu_to_max(ctx.onnx_model("nhwc"), path)
@@ -33,7 +33,7 @@ def _onnx_for_ort(ctx: ExportContext) -> Path:
 
 def convert(ctx: ExportContext, target: Target) -> Artifact:
     """ONNX fp32 (as exported and simplified) or fp16 (float16 initializers + Cast)."""
-    from sinet_deploy.export.torch_to_onnx import graph_op_counts, to_fp16_weights
+    from sinet_deploy.convert.torch_to_onnx import graph_op_counts, to_fp16_weights
 
     src = _onnx_for_ort(ctx)
     options = {

@@ -1,6 +1,6 @@
 """The CoreML edge: deploy form → ML program (fp32, fp16, int8 weights).
 
-Imported by :mod:`sinet_deploy.export.registry` (``EDGE_MODULES``); registering is all it does
+Imported by :mod:`sinet_deploy.convert.registry` (``EDGE_MODULES``); registering is all it does
 at import time (coremltools is imported only when a conversion runs). The gate then
 opens the package with :mod:`sinet_deploy.runtimes.coreml_rt`: on Linux that is the NumPy
 reference evaluator (``coreml-reference``), on macOS Core ML itself.
@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import importlib.util
 
-from sinet_deploy.core.environment import versions
-from sinet_deploy.export.registry import Artifact, ExportContext, Target, register_converter
-from sinet_deploy.export.torch_to_coreml import (
+from sinet_deploy.convert.registry import Artifact, ExportContext, Target, register_converter
+from sinet_deploy.convert.torch_to_coreml import (
     DEFAULT_TARGET,
     PRECISIONS,
     ConversionNotes,
     CoreMLConfig,
     convert_coreml,
 )
+from sinet_deploy.core.environment import versions
 from sinet_deploy.runtimes.base import TensorSpec
 
 _WEIGHTS = {
