@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measure issue 4's latency criterion on this machine: export fp32 and full-integer int8 TFLite
+# Measure the int8-vs-fp32 latency target on this machine: export fp32 and full-integer int8 TFLite
 # (calibrated on ../shared/data/calib, never the hold-out), time them interleaved in one run at
 # 1 thread, and show where each spends its time. Prints the CPU's int8 dot-product flags first:
 # without VNNI / dotprod, XNNPACK's int8 kernels are no faster than its fp32 ones.

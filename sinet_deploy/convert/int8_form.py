@@ -1,6 +1,6 @@
 """Exact rewrites of SINet's deploy form into ops that XNNPACK runs in int8.
 
-Measured with LiteRT 2.3.0 (issue 4): XNNPACK's int8 path takes CONV_2D, DEPTHWISE_CONV_2D, ADD,
+Measured with LiteRT 2.3.0: XNNPACK's int8 path takes CONV_2D, DEPTHWISE_CONV_2D, ADD,
 MUL, SUB, CONCATENATION, RESIZE_BILINEAR, MEAN, LEAKY_RELU and LOGISTIC, but not PRELU,
 AVERAGE_POOL_2D, SOFTMAX, MINIMUM/MAXIMUM, ABS or an unfused RELU. Every one of those left in the
 graph splits the model into another partition with a reference kernel in between (the naive
