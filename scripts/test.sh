@@ -19,8 +19,8 @@ fi
 if [ -x android_demo/jvm-test.sh ]; then
   bash android_demo/jvm-test.sh
 fi
-# Informational, never fails the run: this machine's int8-vs-fp32 TFLite latency (the target
-# criterion depends on the CPU having int8 dot-product instructions; the log records both).
+# Informational, never fails the run: this machine's int8-vs-fp32 TFLite latency (how far int8
+# can go depends on the CPU's int8 dot-product instructions; the log records both).
 if [ -d ../shared/data/calib ] && [ "${SKIP_INT8_LATENCY:-0}" != 1 ]; then
   echo "== int8 vs fp32 latency on this machine (informational) =="
   scratch=$(mktemp -d)

@@ -9,8 +9,9 @@ manifest) identifies the calibration set exactly.
 
 Without ``--calib`` the set is made from the two public-domain portraits the package ships
 (NASA's astronaut photo, the U.S. Navy portrait of Grace Hopper), augmented with crops, flips
-and colour jitter. On a split of the calibration portraits this scored nearly as well as 73 real portraits, but a
-user's own images are better, so the result carries a warning that recommends ``--calib``.
+and colour jitter. On a split of the calibration portraits this scored nearly as well as the 73
+real ones, but a user's own images are better, so the result carries a warning that recommends
+``--calib``.
 """
 
 from __future__ import annotations
