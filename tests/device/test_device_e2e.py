@@ -426,7 +426,7 @@ def test_bad_local_inputs(
 def test_acceptance_exported_sinet_on_simulated_device(
     cli: Any, server: AdbServer, good: SimulatedDevice, exported_artifacts: dict[str, Path]
 ) -> None:
-    """The on-device acceptance run: fp32 TFLite, --threads 1, on-device parity over ../shared/data/calib."""
+    """Acceptance: fp32 TFLite, --threads 1, on-device parity over ../shared/data/calib."""
     calib = need(CALIB)
     model = exported_artifacts["tflite/fp32"]
     r = cli(
