@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sinet_deploy.core.fileio import write_text_atomic
+from sinet_deploy.core.jsonsafe import json_safe
 
 SCHEMA_VERSION = 1
 
@@ -63,17 +64,6 @@ def fmt_bytes(n: int | None) -> str:
 
 def fmt_gate(passed: bool | None) -> str:
     return "—" if passed is None else ("pass" if passed else "FAIL")
-
-
-def json_safe(value: Any) -> Any:
-    """Replace non-finite floats (an infinite SQNR: identical outputs) by ``None`` for JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from sinet_deploy.core.jsonsafe import json_safe
 from sinet_deploy.models.preprocessing import list_images, load_input
 from sinet_deploy.runtimes.base import Session
-from sinet_deploy.verify.metrics import aggregate, compare, format_metrics, json_safe
+from sinet_deploy.verify.metrics import aggregate, compare, format_metrics
 from sinet_deploy.verify.tolerances import Tolerance, tolerance_for
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"

@@ -23,7 +23,8 @@ import numpy as np
 
 from sinet_deploy.core.errors import ImageError, UserInputError
 from sinet_deploy.core.fileio import atomic_write
-from sinet_deploy.verify.metrics import MASK_THRESHOLD, aggregate, compare, json_safe
+from sinet_deploy.core.jsonsafe import json_safe
+from sinet_deploy.verify.metrics import MASK_THRESHOLD, aggregate, compare
 from sinet_deploy.verify.tolerances import Tolerance, tolerance_for
 
 #: How many worst images per artifact get an overlay.
@@ -128,9 +129,12 @@ class Comparison:
             "tolerance": self.tolerance.as_dict() if self.tolerance else None,
             "overlays": self.overlays,
         }
+        safe: dict[str, Any] = json_safe(data)
         if per_image:
-            data["per_image"] = self.per_image
-        return json_safe(data)
+            # The rows as measured (an exact match keeps its ``inf`` SQNR); ``results.json``
+            # makes them JSON-safe when a report is written.
+            safe["per_image"] = self.per_image
+        return safe
 
 
 @dataclass
