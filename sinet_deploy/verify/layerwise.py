@@ -206,27 +206,19 @@ def dequantized_twin_tflite(data: bytes) -> bytes:
 
 
 def _tflite_interpreter(data: bytes, name: str = "the model") -> Any:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from sinet_deploy.runtimes.litert_rt import op_by_op_error, reference_interpreter
 
     # Reference kernels and no delegate: with XNNPACK the intermediate tensors inside a
     # partition are never written back, so there would be nothing to compare.
     try:
-        it = Interpreter(
-            model_content=data,
-            num_threads=1,
-            experimental_preserve_all_tensors=True,
-            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
-        it.allocate_tensors()
+        return reference_interpreter(data, num_threads=1, preserve_all_tensors=True)
     except (ValueError, RuntimeError) as exc:
-        # e.g. a peer's custom op (MediaPipe's Convolution2DTransposeBias), which only the
-        # default delegates resolve, and those hide the intermediate tensors compared here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ArtifactError(
-            f"cannot run {name} op by op with LiteRT's reference kernels: {first}",
-            hint="diagnose works on models without custom ops, such as sinet-deploy's int8 exports",
+        raise op_by_op_error(
+            exc,
+            f"cannot run {name} op by op with LiteRT's reference kernels",
+            command="diagnose",
+            examples="int8 exports",
         ) from None
-    return it
 
 
 def _tflite_values(it: Any, image: np.ndarray) -> dict[str, tuple[np.ndarray, int, str]]:
