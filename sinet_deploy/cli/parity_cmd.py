@@ -21,7 +21,7 @@ def print_parity_table(data: dict[str, Any]) -> None:
     from rich.markup import escape
 
     from sinet_deploy.cli.tables import print_table, table_console
-    from sinet_deploy.report.render import parity_table
+    from sinet_deploy.report.tables import parity_table
 
     for title, rows, pairs in (
         (
@@ -68,7 +68,7 @@ def parity(
     from sinet_deploy.cli.common import ensure_out_dir
     from sinet_deploy.cli.progress import progress_bar
     from sinet_deploy.core.machine import machine_info
-    from sinet_deploy.report.render import write_report
+    from sinet_deploy.report.write import write_report
 
     if threads is not None:
         from sinet_deploy.core.machine import check_threads
