@@ -288,6 +288,7 @@ def profile(
         ArtifactError: a path that is missing or not a TFLite model.
     """
     from sinet_deploy.core.machine import machine_info
+    from sinet_deploy.runtimes.litert_rt import op_by_op_error
 
     if runs < 1 or warmup < 0 or threads < 1:
         raise UserInputError("--runs and --threads must be ≥ 1, --warmup ≥ 0")
@@ -309,10 +310,8 @@ def profile(
         except ArtifactError as exc:  # say which of the (up to two) files it is about
             raise ArtifactError(f"{path}: {exc}", hint=exc.hint) from None
         except (ValueError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ArtifactError(
-                f"LiteRT cannot run {path} op by op: {first}",
-                hint="profile works on models without custom ops, such as sinet-deploy's exports",
+            raise op_by_op_error(
+                exc, f"LiteRT cannot run {path} op by op", command="profile", examples="exports"
             ) from None
         plans.append((path, ops, whole, runners))
     everything = [r for _, _, whole, runners in plans for r in [*runners, whole] if r is not None]

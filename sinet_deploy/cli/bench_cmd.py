@@ -39,7 +39,8 @@ def print_bench_table(bench: dict[str, Any], machine: dict[str, Any] | None = No
 
     from sinet_deploy.benchmark.timing import RATIO_COLUMNS
     from sinet_deploy.cli.tables import print_table, table_console
-    from sinet_deploy.report.render import BENCH_HEADER, bench_cells, busy_warning
+    from sinet_deploy.report.notes import busy_warning
+    from sinet_deploy.report.tables import BENCH_HEADER, bench_cells
 
     rows = [r for r in bench["results"] if not r.get("skipped")]
     cpu = f" on {machine['cpu_model']}" if machine and machine.get("cpu_model") else ""
@@ -97,7 +98,7 @@ def bench(
     from sinet_deploy.cli.progress import progress_bar
     from sinet_deploy.core.machine import machine_info
     from sinet_deploy.pipeline.run import bench_candidates
-    from sinet_deploy.report.render import write_report
+    from sinet_deploy.report.write import write_report
 
     artifacts = [check_model_path(a) for a in artifacts or []]
     peers = [check_model_path(p, "peer model") for p in peer or []]

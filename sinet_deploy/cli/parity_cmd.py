@@ -21,7 +21,7 @@ def print_parity_table(data: dict[str, Any]) -> None:
     from rich.markup import escape
 
     from sinet_deploy.cli.tables import print_table, table_console
-    from sinet_deploy.report.render import parity_table
+    from sinet_deploy.report.tables import parity_table
 
     for title, rows, pairs in (
         (
@@ -64,11 +64,29 @@ def parity(
     ),
 ) -> None:
     """Every artifact against the PyTorch fp32 reference; exit 3 when a gate fails."""
-    from sinet_deploy.cli.bench_cmd import command_line
+    result = _run(artifacts, images, weights, pairs, threads, report)
+    if report is not None:
+        _write(result, report)
+    lean = result.to_dict(per_image=False)
+    if as_json:
+        print_json(lean)
+    else:
+        print_parity_table(lean)
+    if not result.passed:
+        raise _gate_error(result, lean)
+
+
+def _run(
+    artifacts: list[Path],
+    images: Path | None,
+    weights: str,
+    pairs: bool,
+    threads: int | None,
+    report: Path | None,
+) -> Any:
+    """Check the options, then the matrix with a progress bar (overlays only for a report)."""
     from sinet_deploy.cli.common import ensure_out_dir
     from sinet_deploy.cli.progress import progress_bar
-    from sinet_deploy.core.machine import machine_info
-    from sinet_deploy.report.render import write_report
 
     if threads is not None:
         from sinet_deploy.core.machine import check_threads
@@ -77,7 +95,7 @@ def parity(
     if report is not None:
         ensure_out_dir(report, option="--report")
     with progress_bar() as progress:
-        result = run_parity_paths(
+        return run_parity_paths(
             artifacts,
             images=images,
             weights=weights,
@@ -86,20 +104,23 @@ def parity(
             threads=threads,
             progress=progress,
         )
+
+
+def _write(result: Any, report: Path) -> None:
+    from sinet_deploy.cli.bench_cmd import command_line
+    from sinet_deploy.core.machine import machine_info
+    from sinet_deploy.report.write import write_report
+
     full = result.to_dict(per_image=True)
-    if report is not None:
-        paths = write_report(report, machine=machine_info(), parity=full, command=command_line())
-        err_console.print(f"report: {paths['html']}", soft_wrap=True)
-    lean = result.to_dict(per_image=False)
-    if as_json:
-        print_json(lean)
-    else:
-        print_parity_table(lean)
-    if not result.passed:
-        raise ParityGateError(
-            f"{len(result.failed)} of {len(result.results)} artifact(s) failed the parity gate: "
-            + ", ".join(result.failed),
-            metrics={r["artifact"]: r for r in lean["results"] if r["passed"] is False},
-            hint="each failing row's `failures` says which bound; re-export, or check the "
-            "artifact was made from these weights",
-        )
+    paths = write_report(report, machine=machine_info(), parity=full, command=command_line())
+    err_console.print(f"report: {paths['html']}", soft_wrap=True)
+
+
+def _gate_error(result: Any, lean: dict[str, Any]) -> ParityGateError:
+    return ParityGateError(
+        f"{len(result.failed)} of {len(result.results)} artifact(s) failed the parity gate: "
+        + ", ".join(result.failed),
+        metrics={r["artifact"]: r for r in lean["results"] if r["passed"] is False},
+        hint="each failing row's `failures` says which bound; re-export, or check the "
+        "artifact was made from these weights",
+    )

@@ -21,13 +21,10 @@ def print_summary(result: Any, total_s: float) -> None:
     from rich.markup import escape
 
     from sinet_deploy.cli.tables import print_table, table_console
-    from sinet_deploy.report.render import (
-        SUMMARY_HEADER,
-        busy_warning,
-        recommendation,
-        summary_cells,
-    )
-    from sinet_deploy.report.render import summary_rows as join_rows
+    from sinet_deploy.report.notes import busy_warning
+    from sinet_deploy.report.summary import recommendation
+    from sinet_deploy.report.summary import summary_rows as join_rows
+    from sinet_deploy.report.tables import SUMMARY_HEADER, summary_cells
 
     bench = result.bench.to_dict() if result.bench else None
     rows = join_rows(bench, result.parity, exports=result.exports)
@@ -119,7 +116,7 @@ def pipeline(
     from sinet_deploy.core.paths import check_model_path
     from sinet_deploy.models.config import parse_input_size
     from sinet_deploy.pipeline.run import run_pipeline
-    from sinet_deploy.report.render import summary_rows
+    from sinet_deploy.report.summary import summary_rows
 
     t_start = time.perf_counter()
     peers = [check_model_path(p, "peer model") for p in peer or []]

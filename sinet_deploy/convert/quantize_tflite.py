@@ -264,15 +264,9 @@ def _calibrated(saved_model: str, images: np.ndarray) -> bytes:
 
 def exact_ranges(model: bytes, images: np.ndarray) -> dict[str, tuple[float, float]]:
     """True min/max of every float activation over ``images`` (reference kernels, no reuse)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from sinet_deploy.runtimes.litert_rt import reference_interpreter
 
-    it = Interpreter(
-        model_content=model,
-        num_threads=1,
-        experimental_preserve_all_tensors=True,
-        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-    )
-    it.allocate_tensors()
+    it = reference_interpreter(model, num_threads=1, preserve_all_tensors=True)
     inp = it.get_input_details()[0]
     outputs = sorted({int(t) for op in it._get_ops_details() for t in op["outputs"]})
     names = {d["index"]: d["name"] for d in it.get_tensor_details()}

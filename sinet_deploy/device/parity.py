@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sinet_deploy.core.errors import DeviceError
+from sinet_deploy.core.jsonsafe import json_safe
 from sinet_deploy.device.adb import Adb, quote
 from sinet_deploy.device.remote import RemoteDir, check_parity_flags, check_run
 from sinet_deploy.runtimes.base import Session
-from sinet_deploy.verify.metrics import aggregate, compare, json_safe
+from sinet_deploy.verify.metrics import aggregate, compare
 
 
 class BenchCommand(Protocol):

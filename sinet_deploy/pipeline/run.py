@@ -286,7 +286,7 @@ def run_pipeline(
     from sinet_deploy.models.preprocessing import list_images
     from sinet_deploy.models.weights import resolve_checkpoint
     from sinet_deploy.pipeline.export_jobs import run_jobs
-    from sinet_deploy.report.render import write_report
+    from sinet_deploy.report.write import write_report
     from sinet_deploy.verify.parity import default_images
 
     t_start = time.perf_counter()

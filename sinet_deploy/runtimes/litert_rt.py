@@ -56,6 +56,48 @@ def interpreter_class() -> tuple[Any, Any, str]:
         ) from None
 
 
+def reference_interpreter(
+    model: bytes, *, num_threads: int | None = None, preserve_all_tensors: bool = False
+) -> Any:
+    """An allocated LiteRT ``Interpreter`` on the builtin reference kernels, with no delegate.
+
+    Tools that read intermediate tensors need it: inside an XNNPACK partition they are never
+    written back. It raises what LiteRT raises (``ValueError``/``RuntimeError``), e.g. for a
+    custom op only the default delegates resolve; :func:`op_by_op_error` words that.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    kwargs: dict[str, Any] = {"model_content": model}
+    if num_threads is not None:
+        kwargs["num_threads"] = num_threads
+    if preserve_all_tensors:
+        kwargs["experimental_preserve_all_tensors"] = True
+    it = Interpreter(
+        **kwargs,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    it.allocate_tensors()
+    return it
+
+
+def op_by_op_error(exc: BaseException, what: str, *, command: str, examples: str) -> ArtifactError:
+    """The one-line error for a model LiteRT cannot run op by op (usually a custom op, such as
+    MediaPipe's ``Convolution2DTransposeBias``, which only the default delegates resolve).
+
+    Args:
+        exc: what LiteRT raised; its first line is quoted.
+        what: the start of the message, e.g. ``"LiteRT cannot run model.tflite op by op"``.
+        command: the command that needs op-by-op execution (``diagnose``, ``profile``).
+        examples: which of sinet-deploy's models it works on (``"exports"``).
+    """
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return ArtifactError(
+        f"{what}: {first}",
+        hint=f"{command} works on models without custom ops, such as sinet-deploy's {examples}",
+    )
+
+
 def _spec(detail: dict[str, Any]) -> TensorSpec:
     shape = tuple(int(d) for d in detail["shape"])
     scale, zero = detail.get("quantization", (0.0, 0))

@@ -206,27 +206,19 @@ def dequantized_twin_tflite(data: bytes) -> bytes:
 
 
 def _tflite_interpreter(data: bytes, name: str = "the model") -> Any:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from sinet_deploy.runtimes.litert_rt import op_by_op_error, reference_interpreter
 
     # Reference kernels and no delegate: with XNNPACK the intermediate tensors inside a
     # partition are never written back, so there would be nothing to compare.
     try:
-        it = Interpreter(
-            model_content=data,
-            num_threads=1,
-            experimental_preserve_all_tensors=True,
-            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
-        it.allocate_tensors()
+        return reference_interpreter(data, num_threads=1, preserve_all_tensors=True)
     except (ValueError, RuntimeError) as exc:
-        # e.g. a peer's custom op (MediaPipe's Convolution2DTransposeBias), which only the
-        # default delegates resolve, and those hide the intermediate tensors compared here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ArtifactError(
-            f"cannot run {name} op by op with LiteRT's reference kernels: {first}",
-            hint="diagnose works on models without custom ops, such as sinet-deploy's int8 exports",
+        raise op_by_op_error(
+            exc,
+            f"cannot run {name} op by op with LiteRT's reference kernels",
+            command="diagnose",
+            examples="int8 exports",
         ) from None
-    return it
 
 
 def _tflite_values(it: Any, image: np.ndarray) -> dict[str, tuple[np.ndarray, int, str]]:
@@ -285,16 +277,8 @@ def tflite_layerwise(
                 continue
             acc.add(name, ref[0], val)
             meta[name] = (idx, op, tuple(int(s) for s in val.shape))
-    return _report(
-        str(int8_path),
-        ref_name,
-        "litert (reference kernels)",
-        len(images),
-        acc,
-        meta,
-        _inputs_by_tensor(q_it),
-        {},
-    )
+    header = LayerReport(str(int8_path), ref_name, "litert (reference kernels)", len(images))
+    return _report(header, acc, meta, _inputs_by_tensor(q_it), {})
 
 
 # --- ONNX (QDQ) -----------------------------------------------------------------------------
@@ -384,16 +368,13 @@ def onnx_layerwise(int8_path: Path, images: Sequence[np.ndarray]) -> LayerReport
                 tuple(np.asarray(fv[float_name]).shape),
             )
     blocks = {n: _block(node_of[n]) for n in meta}
-    return _report(
+    header = LayerReport(
         str(int8_path),
         "dequantized twin (int8 weights, float activations)",
         "onnxruntime (no graph optimisation)",
         len(images),
-        acc,
-        meta,
-        inputs_of,
-        blocks,
     )
+    return _report(header, acc, meta, inputs_of, blocks)
 
 
 def _block(node_name: str) -> str | None:
@@ -408,21 +389,19 @@ def _block(node_name: str) -> str | None:
 
 
 def _report(
-    int8: str,
-    ref: str,
-    runtime: str,
-    n: int,
+    report: LayerReport,
     acc: _Accumulator,
     meta: dict[str, tuple[int, str, tuple[int, ...]]],
     inputs_of: dict[str, list[str]],
     blocks: dict[str, str | None],
 ) -> LayerReport:
+    """``report`` (its header filled in) with one :class:`TensorStat` per matched tensor, in
+    execution order."""
     if not meta:
         raise UserInputError(
             "no tensor of the int8 model matched the reference by name",
             hint="omit --fp32 to compare against the int8 model's own dequantized twin",
         )
-    report = LayerReport(int8, ref, runtime, n)
     for name, (idx, op, shape) in sorted(meta.items(), key=lambda kv: kv[1][0]):
         sq = acc.sqnr(name)
         ins = [acc.sqnr(i) for i in inputs_of.get(name, []) if i in meta]

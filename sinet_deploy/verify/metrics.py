@@ -95,22 +95,6 @@ def aggregate(per_image: Iterable[Mapping[str, float]]) -> dict[str, float]:
     }
 
 
-def json_safe(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """The same dict with non-finite floats (an exact match's ``inf`` SQNR) as ``None``.
-
-    JSON has no infinity; ``json.dumps`` would write the invalid token ``Infinity``.
-    """
-    out: dict[str, Any] = {}
-    for key, value in metrics.items():
-        if isinstance(value, Mapping):
-            out[key] = json_safe(value)
-        elif isinstance(value, float) and not math.isfinite(value):
-            out[key] = None
-        else:
-            out[key] = value
-    return out
-
-
 def format_metrics(metrics: Mapping[str, Any]) -> str:
     """One line with every statistic, for error messages and logs."""
     parts = []

@@ -14,7 +14,7 @@ import heapq
 import itertools
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,7 +23,9 @@ import numpy as np
 
 from sinet_deploy.core.errors import ImageError, UserInputError
 from sinet_deploy.core.fileio import atomic_write
-from sinet_deploy.verify.metrics import MASK_THRESHOLD, aggregate, compare, json_safe
+from sinet_deploy.core.jsonsafe import json_safe
+from sinet_deploy.verify.metrics import MASK_THRESHOLD, aggregate, compare
+from sinet_deploy.verify.overlays import overlay_image
 from sinet_deploy.verify.tolerances import Tolerance, tolerance_for
 
 #: How many worst images per artifact get an overlay.
@@ -128,9 +130,12 @@ class Comparison:
             "tolerance": self.tolerance.as_dict() if self.tolerance else None,
             "overlays": self.overlays,
         }
+        safe: dict[str, Any] = json_safe(data)
         if per_image:
-            data["per_image"] = self.per_image
-        return json_safe(data)
+            # The rows as measured (an exact match keeps its ``inf`` SQNR); ``results.json``
+            # makes them JSON-safe when a report is written.
+            safe["per_image"] = self.per_image
+        return safe
 
 
 @dataclass
@@ -179,18 +184,35 @@ def tolerance_of(session: ProbSession) -> tuple[str | None, str | None, Toleranc
     return fmt, precision, tolerance_for(str(fmt), str(precision))
 
 
+@dataclass(frozen=True)
+class ParityOptions:
+    """How the matrix is run and labelled.
+
+    Attributes:
+        reference_name: how the reference is named in the report.
+        images_source: where the images came from, for the report.
+        pairs: also compare every two artifacts of the same input size.
+        overlay_dir: write the worst disagreements there (PNG); ``None``: no overlays.
+        overlays_per_artifact: how many worst images per artifact to draw.
+        paths: the artifact paths, parallel to the sessions (recorded in the report).
+    """
+
+    reference_name: str = "PyTorch fp32"
+    images_source: str = ""
+    pairs: bool = False
+    overlay_dir: Path | None = None
+    overlays_per_artifact: int = OVERLAYS_PER_ARTIFACT
+    paths: Sequence[str | None] | None = None
+
+
 def run_parity(
     sessions: Sequence[ProbSession],
     images: Sequence[Path],
     reference: Callable[[tuple[int, int]], ProbSession],
+    options: ParityOptions | None = None,
     *,
-    reference_name: str = "PyTorch fp32",
-    images_source: str = "",
-    pairs: bool = False,
-    overlay_dir: Path | None = None,
-    overlays_per_artifact: int = OVERLAYS_PER_ARTIFACT,
-    paths: Sequence[str | None] | None = None,
     progress: ProgressFn | None = None,
+    **fields: Any,
 ) -> ParityReport:
     """Compare every session with the reference on every image.
 
@@ -198,25 +220,41 @@ def run_parity(
         sessions: the artifacts' sessions (``__call__(uint8 [1,H,W,3]) -> prob [1,H,W,1]``).
         images: image files; each is resized to every input size in play.
         reference: ``input_size -> session`` of the PyTorch fp32 reference (built once per size).
-        reference_name: how the reference is named in the report.
-        images_source: where the images came from, for the report.
-        pairs: also compare every two artifacts of the same input size.
-        overlay_dir: write the worst disagreements there (PNG); ``None``: no overlays.
-        overlays_per_artifact: how many worst images per artifact to draw.
-        paths: the artifact paths, parallel to ``sessions`` (recorded in the report).
+        options: see :class:`ParityOptions`; defaults when ``None``.
         progress: optional ``(description, done, total)`` callback.
+        **fields: :class:`ParityOptions` fields that override ``options``
+            (``run_parity(sessions, images, ref, pairs=True)``); an unknown name is a
+            ``TypeError``.
 
     Returns:
         A :class:`ParityReport`; ``report.passed`` is False when any artifact fails its gate.
     """
-    from sinet_deploy.models.preprocessing import image_input, read_image
-
+    opts = replace(options or ParityOptions(), **fields)
     if not sessions:
         raise UserInputError("no artifacts to check", hint="pass at least one artifact path")
     if not images:
         raise UserInputError("no images to check parity on", hint="pass --images DIR")
-    paths = list(paths) if paths is not None else [None] * len(sessions)
-    k = overlays_per_artifact if overlay_dir is not None else 0
+    paths = list(opts.paths) if opts.paths is not None else [None] * len(sessions)
+    k = opts.overlays_per_artifact if opts.overlay_dir is not None else 0
+    rows = _gated_rows(sessions, paths, k)
+    pair_rows = _pair_rows(sessions, rows) if opts.pairs else []
+    _compare_all(sessions, images, reference, rows, pair_rows, progress)
+    if opts.overlay_dir is not None:
+        for row in rows:
+            row.overlays = _write_overlays(row, images, opts.overlay_dir)
+    return ParityReport(
+        opts.reference_name,
+        opts.images_source,
+        [p.name for p in images],
+        rows,
+        [r for _, _, r in pair_rows],
+    )
+
+
+def _gated_rows(
+    sessions: Sequence[ProbSession], paths: Sequence[str | None], k: int
+) -> list[Comparison]:
+    """One row per artifact against PyTorch, with its registered tolerance."""
     rows = []
     for s, p in zip(sessions, paths, strict=True):
         fmt, precision, tol = tolerance_of(s)
@@ -233,30 +271,50 @@ def run_parity(
                 worst=_Worst(k),
             )
         )
-    pair_rows: list[tuple[int, int, Comparison]] = []
-    if pairs:
-        for i, j in itertools.combinations(range(len(sessions)), 2):
-            a, b = sessions[i], sessions[j]
-            if _size(a) == _size(b):
-                pair_rows.append(
-                    (
-                        i,
-                        j,
-                        Comparison(
-                            b.name,
-                            paths[j],
-                            b.runtime,
-                            rows[j].format,
-                            rows[j].precision,
-                            _size(b),
-                            a.name,
-                            None,
-                        ),
-                    )
+    return rows
+
+
+def _pair_rows(
+    sessions: Sequence[ProbSession], rows: Sequence[Comparison]
+) -> list[tuple[int, int, Comparison]]:
+    """``(i, j, row)``: artifact ``j`` against artifact ``i`` of the same size, with no gate."""
+    pair_rows = []
+    for i, j in itertools.combinations(range(len(sessions)), 2):
+        a, b = sessions[i], sessions[j]
+        if _size(a) == _size(b):
+            pair_rows.append(
+                (
+                    i,
+                    j,
+                    Comparison(
+                        b.name,
+                        rows[j].path,
+                        b.runtime,
+                        rows[j].format,
+                        rows[j].precision,
+                        _size(b),
+                        a.name,
+                        None,
+                    ),
                 )
+            )
+    return pair_rows
+
+
+def _compare_all(
+    sessions: Sequence[ProbSession],
+    images: Sequence[Path],
+    reference: Callable[[tuple[int, int]], ProbSession],
+    rows: Sequence[Comparison],
+    pair_rows: Sequence[tuple[int, int, Comparison]],
+    progress: ProgressFn | None,
+) -> None:
+    """Run every image through the references and the sessions; fill the rows' per-image
+    metrics and worst images."""
+    from sinet_deploy.models.preprocessing import image_input, read_image
+
     sizes = sorted({_size(s) for s in sessions})
     refs = {size: reference(size) for size in sizes}
-
     for n, img_path in enumerate(images):
         if progress:
             progress(f"parity {img_path.name}", n, len(images))
@@ -273,13 +331,6 @@ def run_parity(
             row.per_image.append({"image": img_path.name, **compare(probs[i], probs[j])})
     if progress:
         progress("parity done", len(images), len(images))
-
-    if overlay_dir is not None:
-        for row in rows:
-            row.overlays = _write_overlays(row, images, overlay_dir)
-    return ParityReport(
-        reference_name, images_source, [p.name for p in images], rows, [r for _, _, r in pair_rows]
-    )
 
 
 def _file_size(path: str | None) -> int | None:
@@ -330,69 +381,6 @@ def _write_overlays(row: Comparison, images: Sequence[Path], out_dir: Path) -> l
             }
         )
     return written
-
-
-def overlay_image(
-    rgb: np.ndarray, ref_mask: np.ndarray, test_mask: np.ndarray, min_side: int = 336
-) -> Any:
-    """The image with mask disagreements painted in, plus a zoom on where they are.
-
-    Red: foreground for the reference only (the artifact missed it); blue: foreground for the
-    artifact only; a light green tint: both say foreground. Left panel: the whole image, with a
-    yellow box around the quarter-size window holding the most disagreeing pixels; right panel
-    (when the masks differ): that window enlarged, so a few flipped boundary pixels are visible.
-    Nearest-neighbour scaling keeps single pixels sharp.
-
-    Returns:
-        A ``PIL.Image`` (RGB).
-    """
-    from PIL import Image, ImageDraw
-
-    base = rgb.astype(np.float32) * 0.7 + 30
-    both = ref_mask & test_mask
-    base[both] = base[both] * 0.75 + np.array([70, 190, 70]) * 0.25
-    base[ref_mask & ~test_mask] = (230, 25, 25)
-    base[test_mask & ~ref_mask] = (30, 90, 255)
-    painted = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
-    h, w = ref_mask.shape
-    scale = max(1, int(np.ceil(min_side / min(h, w))))
-    full = painted.resize((w * scale, h * scale), Image.Resampling.NEAREST)
-    diff = ref_mask != test_mask
-    if not diff.any():
-        return full
-    top, left, side = densest_window(diff, max(8, min(h, w) // 4))
-    # The frame goes just outside the window, so it never hides a pixel it points at.
-    ImageDraw.Draw(full).rectangle(
-        [left * scale - 2, top * scale - 2, (left + side) * scale + 1, (top + side) * scale + 1],
-        outline=(255, 210, 0),
-        width=2,
-    )
-    zoom = painted.crop((left, top, left + side, top + side)).resize(
-        (full.height, full.height), Image.Resampling.NEAREST
-    )
-    out = Image.new("RGB", (full.width + 8 + zoom.width, full.height), (255, 255, 255))
-    out.paste(full, (0, 0))
-    out.paste(zoom, (full.width + 8, 0))
-    # A yellow bar in the gap ties the enlargement to the yellow box.
-    ImageDraw.Draw(out).rectangle(
-        [full.width + 3, 0, full.width + 4, out.height - 1], fill=(255, 210, 0)
-    )
-    return out
-
-
-def densest_window(mask: np.ndarray, side: int) -> tuple[int, int, int]:
-    """``(top, left, side)`` of the ``side``×``side`` window with the most ``True`` pixels
-    (summed-area table: every window in one pass)."""
-    h, w = mask.shape
-    side = min(side, h, w)
-    table = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    sums = table[side:, side:] - table[:-side, side:] - table[side:, :-side] + table[:-side, :-side]
-    top, left = (int(v) for v in np.unravel_index(int(np.argmax(sums)), sums.shape))
-    # Centre the window on the pixels it holds (argmax picks the first, often off-centre, one).
-    ys, xs = np.nonzero(mask[top : top + side, left : left + side])
-    top = min(max(0, top + round(ys.mean()) - side // 2), h - side)
-    left = min(max(0, left + round(xs.mean()) - side // 2), w - side)
-    return top, left, side
 
 
 def default_images() -> tuple[list[Path], str]:

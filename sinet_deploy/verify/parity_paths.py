@@ -38,7 +38,7 @@ def run_parity_paths(
     from sinet_deploy.core.machine import usable_cores
     from sinet_deploy.core.paths import check_model_path
     from sinet_deploy.runtimes import load_session, torch_reference
-    from sinet_deploy.verify.parity import run_parity
+    from sinet_deploy.verify.parity import ParityOptions, run_parity
 
     paths = [check_model_path(a) for a in artifacts]
     image_list, source = resolve_images(images)
@@ -48,14 +48,11 @@ def run_parity_paths(
     def reference(size: tuple[int, int]) -> Any:
         return torch_reference(weights=weights, input_size=size, threads=n)
 
-    return run_parity(
-        sessions,
-        image_list,
-        reference,
+    options = ParityOptions(
         reference_name=f"PyTorch fp32 ({weights} weights)",
         images_source=source,
         pairs=pairs,
         overlay_dir=overlay_dir,
         paths=[str(p) for p in paths],
-        progress=progress,
     )
+    return run_parity(sessions, image_list, reference, options, progress=progress)

@@ -12,14 +12,11 @@ import pytest
 from PIL import Image
 
 from sinet_deploy.core.machine import machine_info
-from sinet_deploy.report.render import (
-    SCHEMA_VERSION,
-    busy_warning,
-    recommendation,
-    summary_rows,
-    summary_table,
-    write_report,
-)
+from sinet_deploy.report.notes import busy_warning
+from sinet_deploy.report.results import SCHEMA_VERSION
+from sinet_deploy.report.summary import recommendation, summary_rows
+from sinet_deploy.report.tables import summary_table
+from sinet_deploy.report.write import write_report
 
 
 def _bench(tmp_path: Path) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from sinet_deploy.core.errors import UserInputError
-from sinet_deploy.verify.metrics import aggregate, compare, json_safe, mask_iou, sqnr_db
+from sinet_deploy.core.jsonsafe import json_safe
+from sinet_deploy.verify.metrics import aggregate, compare, mask_iou, sqnr_db
 from sinet_deploy.verify.tolerances import TOLERANCES, Tolerance, tolerance_for
 
 

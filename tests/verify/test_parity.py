@@ -10,12 +10,8 @@ import pytest
 from PIL import Image
 
 from sinet_deploy.core.errors import UserInputError
-from sinet_deploy.verify.parity import (
-    default_images,
-    densest_window,
-    overlay_image,
-    run_parity,
-)
+from sinet_deploy.verify.overlays import densest_window, overlay_image
+from sinet_deploy.verify.parity import default_images, run_parity
 from sinet_deploy.verify.tolerances import FP32_PROB_DIFF, tolerance_for
 from tests.benchmark.test_bench import tiny_onnx
 from tests.fake_sessions import ProbSession, brightness
