@@ -132,9 +132,9 @@ class Comparison:
         }
         safe: dict[str, Any] = json_safe(data)
         if per_image:
-            # The rows as measured (an exact match keeps its ``inf`` SQNR); ``results.json``
-            # makes them JSON-safe when a report is written.
-            safe["per_image"] = self.per_image
+            # JSON-safe too: an exact match's ``inf`` SQNR would print as ``Infinity``, which
+            # is not JSON (``parity --json`` prints these rows).
+            safe["per_image"] = json_safe(self.per_image)
         return safe
 
 
