@@ -233,15 +233,19 @@ def bench(
 ) -> dict[str, Any]:
     """Latency, interleaved, each model in its own process: the record ``sinet-deploy bench
     --json`` prints (``results``: one row per model and thread count; ``machine``)."""
-    from sinet_deploy.benchmark.timing import run_benchmark
+    from sinet_deploy.benchmark.suite import BenchOptions, run_bench
     from sinet_deploy.core.machine import machine_info
     from sinet_deploy.core.paths import check_model_path
-    from sinet_deploy.pipeline.run import bench_candidates
 
-    arts = [check_model_path(Path(a)) for a in artifacts]
-    peer_paths = [check_model_path(Path(p), "peer model") for p in peers]
-    candidates = bench_candidates(
-        arts, peer_paths, list(threads), weights=weights, torch_row=torch_row, cuda=False
+    options = BenchOptions(
+        artifacts=tuple(check_model_path(Path(a)) for a in artifacts),
+        peers=tuple(check_model_path(Path(p), "peer model") for p in peers),
+        threads=tuple(threads),
+        runs=runs,
+        warmup=warmup,
+        weights=weights,
+        torch_row=torch_row,
+        cuda=False,
     )
-    result = run_benchmark(candidates, runs=runs, warmup=warmup)
+    result = run_bench(options)
     return {"machine": machine_info(), **result.to_dict(with_latencies=False)}

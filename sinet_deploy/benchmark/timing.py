@@ -424,6 +424,131 @@ def _display_name(c: Candidate, info: dict[str, Any]) -> str:
     return f"{base} (onnxruntime {c.provider.upper()})" if c.provider != "cpu" else base
 
 
+@dataclass(frozen=True)
+class LoadReply:
+    """A worker's answer to ``load`` (see :mod:`sinet_deploy.benchmark.worker`).
+
+    Attributes:
+        info: the reply as sent, for the fields with a per-candidate fallback (``runtime``,
+            ``name``).
+        skip: why the candidate cannot run on this machine (``None``: it is loaded).
+    """
+
+    info: dict[str, Any]
+    format: str | None
+    precision: str | None
+    input_size: list[int] | None
+    note: str | None
+    skip: str | None
+    init_ms: float | None
+    first_inference_ms: float | None
+    baseline_rss_mb: float | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LoadReply:
+        return cls(
+            info=data,
+            format=data.get("format"),
+            precision=data.get("precision"),
+            input_size=data.get("input_size"),
+            note=data.get("note"),
+            skip=str(data["skip"]) if data.get("skip") else None,
+            init_ms=data.get("init_ms"),
+            first_inference_ms=data.get("first_inference_ms"),
+            baseline_rss_mb=data.get("baseline_rss_mb"),
+        )
+
+
+@dataclass(frozen=True)
+class RunReply:
+    """A worker's answer to ``run``: per timed iteration, wall and CPU time and preemptions."""
+
+    latencies_ms: tuple[float, ...]
+    cpu_ms: tuple[float, ...]
+    preempted: tuple[int, ...]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunReply:
+        return cls(
+            latencies_ms=tuple(float(v) for v in data["latencies_ms"]),
+            cpu_ms=tuple(float(v) for v in data.get("cpu_ms", [])),
+            preempted=tuple(int(v) for v in data.get("preempted", [])),
+        )
+
+
+def _skipped_row(c: Candidate, reason: str) -> Row:
+    """The row of a candidate that does not run here (``reason`` says why)."""
+    return Row(
+        name=_display_name(c, {}),
+        runtime=c.kind,
+        kind=c.kind,
+        role=c.role,
+        threads=c.threads,
+        provider=c.provider,
+        path=c.path,
+        skipped=reason,
+    )
+
+
+def _loaded_row(c: Candidate, reply: LoadReply) -> Row:
+    """The row of a candidate its worker answered ``load`` for (loaded, or skipped there)."""
+    row = Row(
+        name=_display_name(c, reply.info),
+        runtime=str(reply.info.get("runtime", c.kind)),
+        kind=c.kind,
+        role=c.role,
+        threads=c.threads,
+        provider=c.provider,
+        path=c.path,
+        format=reply.format,
+        precision=reply.precision,
+        input_size=reply.input_size,
+        file_size_bytes=path_size(c.path) if c.path and c.kind != "factory" else None,
+        note=reply.note,
+    )
+    if reply.skip:
+        row.skipped = reply.skip
+    else:
+        row.init_ms = reply.init_ms
+        row.first_inference_ms = reply.first_inference_ms
+        row.baseline_rss_mb = reply.baseline_rss_mb
+    return row
+
+
+class _Ticker:
+    """Progress over the whole benchmark: ``progress(description, done, total)``."""
+
+    def __init__(self, progress: ProgressFn | None, total: int) -> None:
+        self.progress = progress
+        self.done = 0
+        self.total = total
+
+    def say(self, desc: str) -> None:
+        if self.progress:
+            self.progress(desc, self.done, self.total)
+
+    def advance(self, desc: str, n: int) -> None:
+        self.done += n
+        self.say(desc)
+
+
+@dataclass
+class _Lane:
+    """One candidate's row and, while it is measured, its worker (``None``: skipped)."""
+
+    row: Row
+    worker: Worker | None = None
+
+    def request(self, message: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
+        if self.worker is None:  # only active (loaded, not skipped) candidates are asked anything
+            raise WorkerFailed("internal: request to a skipped candidate")
+        return self.worker.request(message, timeout_s=timeout_s)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+
+
 def run_benchmark(
     candidates: Sequence[Candidate],
     *,
@@ -451,111 +576,27 @@ def run_benchmark(
             (a corrupt model, a missing runtime), re-raised here with the worker's message.
         SinetDeployError: a worker crashed or hung.
     """
-    if not candidates:
-        raise errors.UserInputError(
-            "nothing to benchmark", hint="pass at least one artifact or --peer model"
-        )
-    if warmup < 0:
-        raise errors.UserInputError(f"--warmup must be 0 or more, got {warmup}")
+    _check_arguments(candidates, warmup)
     plan = plan_rounds(runs, rounds)
     t_start = time.perf_counter()
     monitor = LoadMonitor()
-    total = len(candidates) * (runs + warmup)
-    done = 0
-
-    def tick(desc: str, n: int) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(desc, done, total)
-
-    rows: list[Row] = []
-    workers: list[Worker | None] = []
+    ticker = _Ticker(progress, len(candidates) * (runs + warmup))
+    lanes: list[_Lane] = []
     try:
         # Load one after another: parallel start-ups would inflate each other's init time.
         for c in candidates:
-            if c.skip:
-                rows.append(
-                    Row(
-                        name=_display_name(c, {}),
-                        runtime=c.kind,
-                        kind=c.kind,
-                        role=c.role,
-                        threads=c.threads,
-                        provider=c.provider,
-                        path=c.path,
-                        skipped=c.skip,
-                    )
-                )
-                workers.append(None)
-                total -= runs + warmup
-                continue
-            if progress:
-                progress(
-                    f"loading {c.label or (Path(c.path).name if c.path else c.kind)}", done, total
-                )
-            w = Worker(threads=c.threads)
-            try:
-                info = w.request({"cmd": "load", "spec": c.to_spec()}, timeout_s=LOAD_TIMEOUT_S)
-            except WorkerFailed as exc:
-                w.kill()
-                w.close()
-                raise exc.to_sinet_error() from None
-            row = Row(
-                name=_display_name(c, info),
-                runtime=str(info.get("runtime", c.kind)),
-                kind=c.kind,
-                role=c.role,
-                threads=c.threads,
-                provider=c.provider,
-                path=c.path,
-                format=info.get("format"),
-                precision=info.get("precision"),
-                input_size=info.get("input_size"),
-                file_size_bytes=path_size(c.path) if c.path and c.kind != "factory" else None,
-                note=info.get("note"),
-            )
-            if info.get("skip"):
-                row.skipped = str(info["skip"])
-                w.close()
-                workers.append(None)
-                total -= runs + warmup
-            else:
-                row.init_ms = info.get("init_ms")
-                row.first_inference_ms = info.get("first_inference_ms")
-                row.baseline_rss_mb = info.get("baseline_rss_mb")
-                workers.append(w)
-            rows.append(row)
-
-        active = [i for i, w in enumerate(workers) if w is not None]
-        if warmup:
-            for i in active:
-                _request(workers[i], {"cmd": "run", "n": warmup}, timeout_s=RUN_TIMEOUT_S)
-                tick(f"warm-up {rows[i].name}", warmup)
-        order_log: list[list[str]] = []
-        for r, n in enumerate(plan):
-            order = [active[j] for j in round_order(len(active), r)]
-            order_log.append([rows[i].name for i in order])
-            for i in order:
-                reply = _request(
-                    workers[i], {"cmd": "run", "n": n, "rewarm": REWARM}, timeout_s=RUN_TIMEOUT_S
-                )
-                rows[i].latencies_ms.extend(float(v) for v in reply["latencies_ms"])
-                rows[i].cpu_ms.extend(float(v) for v in reply.get("cpu_ms", []))
-                rows[i].preempted.extend(int(v) for v in reply.get("preempted", []))
-                tick(f"round {r + 1}/{len(plan)} {rows[i].name}", n)
-
-        for i in active:
-            stats = _request(workers[i], {"cmd": "stats"}, timeout_s=30)
-            rows[i].peak_rss_mb = stats.get("peak_rss_mb")
-            rows[i].finish()
-            rows[i].runs, rows[i].warmup, rows[i].rounds = runs, warmup, len(plan)
+            lanes.append(_load(c, ticker, runs + warmup))
+        active = [lane for lane in lanes if lane.worker is not None]
+        _warm_up(active, warmup, ticker)
+        order = _run_rounds(active, plan, ticker)
+        for lane in active:
+            _finish(lane, runs, warmup, len(plan))
     except WorkerFailed as exc:
         raise exc.to_sinet_error() from None
     finally:
-        for worker in workers:
-            if worker is not None:
-                worker.close()
+        for lane in lanes:
+            lane.close()
+    rows = [lane.row for lane in lanes]
     add_ratios(rows, plan)
     machine_load = monitor.stop()
     return BenchResult(
@@ -563,11 +604,82 @@ def run_benchmark(
         runs=runs,
         warmup=warmup,
         rounds=len(plan),
-        order=order_log,
+        order=order,
         wall_s=time.perf_counter() - t_start,
         machine_load=machine_load,
         plan=plan,
     )
+
+
+def _check_arguments(candidates: Sequence[Candidate], warmup: int) -> None:
+    if not candidates:
+        raise errors.UserInputError(
+            "nothing to benchmark", hint="pass at least one artifact or --peer model"
+        )
+    if warmup < 0:
+        raise errors.UserInputError(f"--warmup must be 0 or more, got {warmup}")
+
+
+def _load(c: Candidate, ticker: _Ticker, iterations: int) -> _Lane:
+    """Start a worker and load ``c`` in it; a lane without a worker when ``c`` is skipped
+    (``iterations`` then leave the progress total).
+
+    Raises:
+        SinetDeployError: the worker's load error, as the class it raised.
+    """
+    if c.skip:
+        ticker.total -= iterations
+        return _Lane(_skipped_row(c, c.skip))
+    ticker.say(f"loading {c.label or (Path(c.path).name if c.path else c.kind)}")
+    w = Worker(threads=c.threads)
+    try:
+        reply = LoadReply.from_json(
+            w.request({"cmd": "load", "spec": c.to_spec()}, timeout_s=LOAD_TIMEOUT_S)
+        )
+    except WorkerFailed as exc:
+        w.kill()
+        w.close()
+        raise exc.to_sinet_error() from None
+    row = _loaded_row(c, reply)
+    if reply.skip:
+        w.close()
+        ticker.total -= iterations
+        return _Lane(row)
+    return _Lane(row, w)
+
+
+def _warm_up(lanes: Sequence[_Lane], warmup: int, ticker: _Ticker) -> None:
+    """``warmup`` untimed iterations per candidate, before the first round."""
+    if not warmup:
+        return
+    for lane in lanes:
+        lane.request({"cmd": "run", "n": warmup}, timeout_s=RUN_TIMEOUT_S)
+        ticker.advance(f"warm-up {lane.row.name}", warmup)
+
+
+def _run_rounds(lanes: Sequence[_Lane], plan: Sequence[int], ticker: _Ticker) -> list[list[str]]:
+    """The timed rounds, each in its rotated order; returns the names in each round's order."""
+    order_log: list[list[str]] = []
+    for r, n in enumerate(plan):
+        order = [lanes[j] for j in round_order(len(lanes), r)]
+        order_log.append([lane.row.name for lane in order])
+        for lane in order:
+            message = {"cmd": "run", "n": n, "rewarm": REWARM}
+            reply = RunReply.from_json(lane.request(message, timeout_s=RUN_TIMEOUT_S))
+            lane.row.latencies_ms.extend(reply.latencies_ms)
+            lane.row.cpu_ms.extend(reply.cpu_ms)
+            lane.row.preempted.extend(reply.preempted)
+            ticker.advance(f"round {r + 1}/{len(plan)} {lane.row.name}", n)
+    return order_log
+
+
+def _finish(lane: _Lane, runs: int, warmup: int, rounds: int) -> None:
+    """Peak memory from the worker, then the row's statistics."""
+    stats = lane.request({"cmd": "stats"}, timeout_s=30)
+    row = lane.row
+    row.peak_rss_mb = stats.get("peak_rss_mb")
+    row.finish()
+    row.runs, row.warmup, row.rounds = runs, warmup, rounds
 
 
 def cuda_unavailable_reason() -> str | None:
@@ -615,12 +727,6 @@ def artifact_input_size(path: str | Path, default: tuple[int, int] = (224, 224))
         pass
     m = re.match(r"sinet_(\d+)x(\d+)_", Path(path).name)
     return (int(m.group(1)), int(m.group(2))) if m else default
-
-
-def _request(worker: Worker | None, message: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
-    if worker is None:  # only active (loaded, not skipped) candidates are asked anything
-        raise WorkerFailed("internal: request to a skipped candidate")
-    return worker.request(message, timeout_s=timeout_s)
 
 
 def paired_ratio(a: Row, b: Row, plan: Sequence[int] | None) -> float | None:

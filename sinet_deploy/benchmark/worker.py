@@ -261,55 +261,63 @@ def serve(inp: TextIO, out: TextIO) -> None:
                 _reply(out, {"ok": True})
                 return
             if cmd == "load":
-                baseline = rss_mb()
-                t0 = time.perf_counter()
-                loaded = _load_reporting(msg["spec"])
-                if isinstance(loaded, str):
-                    _reply(out, {"ok": False, "skip": loaded})
-                    continue
-                run, info = loaded
-                init_ms = (time.perf_counter() - t0) * 1e3
-                t0 = time.perf_counter()
-                run()
-                first_ms = (time.perf_counter() - t0) * 1e3
-                _reply(
-                    out,
-                    {
-                        "ok": True,
-                        **info,
-                        "init_ms": init_ms,
-                        "first_inference_ms": first_ms,
-                        "baseline_rss_mb": baseline,
-                    },
-                )
+                loaded, reply = _load_and_time(msg["spec"])
+                run = loaded or run
+                _reply(out, reply)
             elif cmd == "run":
                 if run is None:
                     raise SinetDeployError("run before load")
-                # Untimed re-warm: another worker ran since this one's last call and evicted
-                # its caches; a deployed model runs back to back, so time it warm.
-                for _ in range(int(msg.get("rewarm", 0))):
-                    run()
-                lat, cpu, preempted = [], [], []
-                for _ in range(int(msg["n"])):
-                    s0 = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
-                    c0 = time.process_time_ns()
-                    t0 = time.perf_counter_ns()
-                    run()
-                    t1 = time.perf_counter_ns()
-                    c1 = time.process_time_ns()
-                    s1 = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
-                    lat.append((t1 - t0) / 1e6)
-                    cpu.append((c1 - c0) / 1e6)
-                    # >0: the kernel gave the CPU to another process during this iteration.
-                    preempted.append(s1 - s0)
-                reply = {"ok": True, "latencies_ms": lat, "cpu_ms": cpu, "preempted": preempted}
-                _reply(out, reply)
+                _reply(out, _timed_runs(run, int(msg["n"]), int(msg.get("rewarm", 0))))
             elif cmd == "stats":
                 _reply(out, {"ok": True, "peak_rss_mb": peak_rss_mb()})
             else:
                 raise SinetDeployError(f"unknown worker command {cmd!r}")
         except Exception as exc:
             _reply(out, _error_reply(exc))
+
+
+def _load_and_time(spec: dict[str, Any]) -> tuple[RunFn | None, dict[str, Any]]:
+    """Load the candidate and run it once: its run function (``None`` when it is skipped
+    here) and the ``load`` reply with init time, first inference and baseline memory."""
+    baseline = rss_mb()
+    t0 = time.perf_counter()
+    loaded = _load_reporting(spec)
+    if isinstance(loaded, str):
+        return None, {"ok": False, "skip": loaded}
+    run, info = loaded
+    init_ms = (time.perf_counter() - t0) * 1e3
+    t0 = time.perf_counter()
+    run()
+    first_ms = (time.perf_counter() - t0) * 1e3
+    return run, {
+        "ok": True,
+        **info,
+        "init_ms": init_ms,
+        "first_inference_ms": first_ms,
+        "baseline_rss_mb": baseline,
+    }
+
+
+def _timed_runs(run: RunFn, n: int, rewarm: int) -> dict[str, Any]:
+    """``rewarm`` untimed calls, then ``n`` timed ones: the ``run`` reply."""
+    # Untimed re-warm: another worker ran since this one's last call and evicted its caches; a
+    # deployed model runs back to back, so time it warm.
+    for _ in range(rewarm):
+        run()
+    lat, cpu, preempted = [], [], []
+    for _ in range(n):
+        s0 = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+        c0 = time.process_time_ns()
+        t0 = time.perf_counter_ns()
+        run()
+        t1 = time.perf_counter_ns()
+        c1 = time.process_time_ns()
+        s1 = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+        lat.append((t1 - t0) / 1e6)
+        cpu.append((c1 - c0) / 1e6)
+        # >0: the kernel gave the CPU to another process during this iteration.
+        preempted.append(s1 - s0)
+    return {"ok": True, "latencies_ms": lat, "cpu_ms": cpu, "preempted": preempted}
 
 
 def main() -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from sinet_deploy.cli.output import err_console, print_json
 from sinet_deploy.core.errors import UserInputError
 from sinet_deploy.core.paths import check_model_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sinet_deploy.benchmark.timing import BenchResult
 
 
 def register(app: typer.Typer) -> None:
@@ -93,30 +96,45 @@ def bench(
     ),
 ) -> None:
     """Latency of every artifact in its runtime, PyTorch eager as the reference, peers beside."""
-    from sinet_deploy.benchmark.timing import run_benchmark
+    from sinet_deploy.benchmark.suite import BenchOptions, run_bench
     from sinet_deploy.cli.common import ensure_out_dir
     from sinet_deploy.cli.progress import progress_bar
     from sinet_deploy.core.machine import machine_info
-    from sinet_deploy.pipeline.run import bench_candidates
-    from sinet_deploy.report.write import write_report
 
-    artifacts = [check_model_path(a) for a in artifacts or []]
+    paths = [check_model_path(a) for a in artifacts or []]
     peers = [check_model_path(p, "peer model") for p in peer or []]
-    if not artifacts and not peers:
+    if not paths and not peers:
         raise UserInputError("nothing to benchmark", hint="pass artifact paths and/or --peer MODEL")
-    thread_list = parse_threads(threads)
-    if runs < 1:
-        raise UserInputError(f"--runs must be at least 1, got {runs}")
+    # Arguments are read left to right: the first bad option is the one reported.
+    options = BenchOptions(
+        artifacts=tuple(paths),
+        peers=tuple(peers),
+        threads=tuple(parse_threads(threads)),
+        runs=_runs(runs),
+        warmup=warmup,
+        rounds=rounds,
+        weights=weights,
+        torch_row=not no_torch,
+        cuda=cuda,
+    )
     if report is not None:
         ensure_out_dir(report, option="--report")
-    candidates = bench_candidates(
-        artifacts, peers, thread_list, weights=weights, torch_row=not no_torch, cuda=cuda
-    )
     with progress_bar() as progress:
-        result = run_benchmark(
-            candidates, runs=runs, warmup=warmup, rounds=rounds, progress=progress
-        )
-    machine = machine_info()
+        result = run_bench(options, progress=progress)
+    _emit(result, machine_info(), report, as_json)
+
+
+def _runs(runs: int) -> int:
+    # Checked before any folder is made or worker started (the benchmark checks it again).
+    if runs < 1:
+        raise UserInputError(f"--runs must be at least 1, got {runs}")
+    return runs
+
+
+def _emit(result: BenchResult, machine: dict[str, Any], report: Path | None, as_json: bool) -> None:
+    """Write the report (when asked), print the table or the JSON, name the report."""
+    from sinet_deploy.report.write import write_report
+
     data = result.to_dict(with_latencies=True)
     paths = (
         write_report(report, machine=machine, bench=data, command=command_line())
@@ -124,8 +142,7 @@ def bench(
         else None
     )
     if as_json:
-        lean = result.to_dict(with_latencies=False)
-        print_json({"machine": machine, **lean})
+        print_json({"machine": machine, **result.to_dict(with_latencies=False)})
     else:
         print_bench_table(data, machine)
     if paths:

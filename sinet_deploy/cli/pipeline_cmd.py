@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from sinet_deploy.cli.output import err_console, print_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sinet_deploy.pipeline.run import PipelineResult
 
 
 def register(app: typer.Typer) -> None:
     app.command("pipeline")(pipeline)
 
 
-def print_summary(result: Any, total_s: float) -> None:
+def print_summary(result: PipelineResult, total_s: float) -> None:
     """The one-screen table: artifact, size, latency, FPS, IoU vs PyTorch, gate."""
     from rich.markup import escape
 
@@ -27,7 +30,7 @@ def print_summary(result: Any, total_s: float) -> None:
     from sinet_deploy.report.tables import SUMMARY_HEADER, summary_cells
 
     bench = result.bench.to_dict() if result.bench else None
-    rows = join_rows(bench, result.parity, exports=result.exports)
+    rows = join_rows(bench, result.parity, exports=result.exports_json())
     # The report's summary columns, less "threads": the title names the one thread count.
     drop = SUMMARY_HEADER.index("threads")
     header = SUMMARY_HEADER[:drop] + SUMMARY_HEADER[drop + 1 :]
@@ -48,9 +51,9 @@ def print_summary(result: Any, total_s: float) -> None:
     )
     out = table_console()
     for e in result.exports:
-        if e.get("error"):
-            msg = e["error"] if len(e["error"]) <= 200 else e["error"][:200] + "… (see the report)"
-            out.print(f"[red]{e['format']}/{e['precision']}[/]: {escape(msg)}")
+        if e.error:
+            msg = e.error if len(e.error) <= 200 else e.error[:200] + "… (see the report)"
+            out.print(f"[red]{e.name}[/]: {escape(msg)}")
     if warning := busy_warning(bench):
         out.print(f"[yellow]{escape(warning)}[/]")
     from sinet_deploy.core.machine import machine_info
@@ -64,8 +67,8 @@ def print_summary(result: Any, total_s: float) -> None:
     )
 
 
-def _split(text: str | None) -> list[str] | None:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+def _split(text: str | None) -> tuple[str, ...] | None:
+    return tuple(t.strip() for t in text.split(",") if t.strip()) if text else None
 
 
 def pipeline(
@@ -112,62 +115,75 @@ def pipeline(
     from sinet_deploy.cli.bench_cmd import command_line, parse_threads
     from sinet_deploy.cli.common import ensure_out_dir
     from sinet_deploy.cli.progress import progress_bar
-    from sinet_deploy.core.errors import ImageError, UserInputError
     from sinet_deploy.core.paths import check_model_path
     from sinet_deploy.models.config import parse_input_size
-    from sinet_deploy.pipeline.run import run_pipeline
-    from sinet_deploy.report.summary import summary_rows
+    from sinet_deploy.pipeline.run import PipelineOptions, run_pipeline
 
     t_start = time.perf_counter()
-    peers = [check_model_path(p, "peer model") for p in peer or []]
-    thread_list = parse_threads(threads)
-    size = parse_input_size(input_size)
-    if images is not None and not images.is_dir():
-        raise ImageError(f"--images {images} is not a folder", hint="pass a folder of portraits")
-    if calib is not None and not calib.is_dir():
-        raise UserInputError(
-            f"--calib {calib} is not a folder", hint="pass a folder of calibration images"
-        )
+    # Arguments are read left to right: the first bad option is the one reported.
+    options = PipelineOptions(
+        out_dir=out,
+        peers=tuple(check_model_path(p, "peer model") for p in peer or []),
+        threads=tuple(parse_threads(threads)),
+        input_size=parse_input_size(input_size),
+        images=_image_folder(images),
+        calib=_calib_folder(calib),
+        weights=weights,
+        runs=runs,
+        warmup=warmup,
+        coreml_images=coreml_images,
+        formats=_split(formats),
+        precisions=_split(precisions),
+        command=command_line(),
+    )
     ensure_out_dir(out)
     with progress_bar() as progress:
-        result = run_pipeline(
-            out,
-            weights=weights,
-            peers=peers,
-            images=images,
-            calib=calib,
-            runs=runs,
-            warmup=warmup,
-            threads=thread_list,
-            input_size=size,
-            coreml_images=coreml_images,
-            formats=_split(formats),
-            precisions=_split(precisions),
-            command=command_line(),
-            progress=progress,
-        )
+        result = run_pipeline(options, progress=progress)
     total = time.perf_counter() - t_start
     if as_json:
-        bench = result.bench.to_dict(with_latencies=False) if result.bench else None
-        parity = result.parity and {
-            **result.parity,
-            "results": [
-                {k: v for k, v in r.items() if k != "per_image"} for r in result.parity["results"]
-            ],
-        }
-        print_json(
-            {
-                "wall_s": round(total, 2),
-                **result.summary_info(),
-                "summary": summary_rows(bench, parity, exports=result.exports),
-                "bench": bench,
-                "parity": parity,
-                "report": {k: str(v) for k, v in result.report.items()},
-            }
-        )
+        print_json(result_json(result, total))
     else:
         print_summary(result, total)
     err_console.print(f"report: {result.report.get('html')}", soft_wrap=True)
     failure = result.failure()
     if failure is not None:
         raise failure
+
+
+def _image_folder(images: Path | None) -> Path | None:
+    from sinet_deploy.core.errors import ImageError
+
+    if images is not None and not images.is_dir():
+        raise ImageError(f"--images {images} is not a folder", hint="pass a folder of portraits")
+    return images
+
+
+def _calib_folder(calib: Path | None) -> Path | None:
+    from sinet_deploy.core.errors import UserInputError
+
+    if calib is not None and not calib.is_dir():
+        raise UserInputError(
+            f"--calib {calib} is not a folder", hint="pass a folder of calibration images"
+        )
+    return calib
+
+
+def result_json(result: PipelineResult, total_s: float) -> dict[str, Any]:
+    """What ``--json`` prints: the summary, the bench and parity without per-image data."""
+    from sinet_deploy.report.summary import summary_rows
+
+    bench = result.bench.to_dict(with_latencies=False) if result.bench else None
+    parity = result.parity and {
+        **result.parity,
+        "results": [
+            {k: v for k, v in r.items() if k != "per_image"} for r in result.parity["results"]
+        ],
+    }
+    return {
+        "wall_s": round(total_s, 2),
+        **result.summary_info(),
+        "summary": summary_rows(bench, parity, exports=result.exports_json()),
+        "bench": bench,
+        "parity": parity,
+        "report": {k: str(v) for k, v in result.report.items()},
+    }

@@ -11,22 +11,77 @@ do I ship?" still gets an answer for the rest.
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sinet_deploy.benchmark.timing import BenchResult, Candidate
+from sinet_deploy.benchmark.suite import BenchOptions, run_bench
+from sinet_deploy.benchmark.timing import BenchResult
 from sinet_deploy.core.errors import ParityGateError, SinetDeployError, UserInputError
-from sinet_deploy.verify.parity import ParityReport
+from sinet_deploy.pipeline import export_jobs
+from sinet_deploy.pipeline.records import ExportJob, ExportRow, JobResult, ParitySpec
 
 ProgressFn = Callable[[str, int, int], None]
 
-#: Runtimes that are reference evaluators, far slower than a deployment runtime (CoreML's
-#: ML-program interpreter on Linux: about a second per 224×224 image here).
-SLOW_RUNTIMES = frozenset({"coreml-reference"})
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """What ``sinet-deploy pipeline`` does.
+
+    Attributes:
+        out_dir: artifacts go to ``out_dir/artifacts``, the report to ``out_dir/report``.
+        weights: ``"official"`` (default), ``"random"`` or a checkpoint path.
+        peers: third-party ``.tflite``/``.onnx`` models to benchmark beside SINet.
+        images: portraits for the parity matrix (default: the built-in public-domain ones).
+        calib: calibration images for converters that quantize activations (int8).
+        runs / warmup / threads: benchmark settings.
+        input_size: ``(H, W)`` of the exported artifacts.
+        cuda: list the CUDA rows (``None``: only when an NVIDIA GPU is present).
+        coreml_images: images for the parity of artifacts that only a slow reference evaluator
+            runs here (CoreML on Linux); 0 = all of them.
+        formats / precisions: export only these (default: everything registered).
+        parallel: one process per export job (off: all in this process).
+        command: the command line, recorded in the report.
+    """
+
+    out_dir: Path
+    weights: str = "official"
+    peers: tuple[Path, ...] = ()
+    images: Path | None = None
+    calib: Path | None = None
+    runs: int = 30
+    warmup: int = 3
+    threads: tuple[int, ...] = (1,)
+    input_size: tuple[int, int] = (224, 224)
+    cuda: bool | None = None
+    coreml_images: int = 8
+    formats: tuple[str, ...] | None = None
+    precisions: tuple[str, ...] | None = None
+    parallel: bool = True
+    command: str | None = None
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.out_dir / "artifacts"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.out_dir / "report"
+
+    def bench_options(self, artifacts: Sequence[Path]) -> BenchOptions:
+        """The benchmark of the published ``artifacts`` and the peers."""
+        return BenchOptions(
+            artifacts=tuple(artifacts),
+            peers=self.peers,
+            threads=self.threads,
+            runs=self.runs,
+            warmup=self.warmup,
+            weights=self.weights,
+            cuda=self.cuda,
+        )
 
 
 @dataclass
@@ -34,7 +89,7 @@ class PipelineResult:
     """What :func:`run_pipeline` produced, with the wall time of every stage."""
 
     out_dir: Path
-    exports: list[dict[str, Any]]
+    exports: list[ExportRow]
     artifacts: list[Path]
     parity: dict[str, Any] | None
     bench: BenchResult | None
@@ -45,21 +100,23 @@ class PipelineResult:
     def failure(self) -> SinetDeployError | None:
         """The error the command exits with: a failed gate (exit 3) before a converter error
         (its own code); ``None`` when everything passed."""
-        gates = [
-            f"{e['format']}/{e['precision']}" for e in self.exports if e.get("failure") == "gate"
-        ]
+        gates = [e.name for e in self.exports if e.failure == "gate"]
         gates += [f"{name} (parity matrix)" for name in (self.parity or {}).get("failed", [])]
         if gates:
             return ParityGateError(
                 f"parity gate failed: {', '.join(gates)}", hint="see the summary and the report"
             )
-        failed = [e for e in self.exports if e.get("failure") == "error"]
+        failed = [e for e in self.exports if e.failure == "error"]
         if failed:
-            names = ", ".join(f"{e['format']}/{e['precision']}" for e in failed)
-            exc = SinetDeployError(f"export failed for {names}: {failed[0]['error']}")
-            exc.exit_code = max(int(e.get("exit_code") or 1) for e in failed)
+            names = ", ".join(e.name for e in failed)
+            exc = SinetDeployError(f"export failed for {names}: {failed[0].error}")
+            exc.exit_code = max(e.exit_code or 1 for e in failed)
             return exc
         return None
+
+    def exports_json(self) -> list[dict[str, Any]]:
+        """The export rows as ``results.json`` holds them."""
+        return [e.to_json() for e in self.exports]
 
     def summary_info(self) -> dict[str, Any]:
         """The ``pipeline`` block of ``results.json``."""
@@ -67,153 +124,8 @@ class PipelineResult:
             "wall_s": round(self.wall_s, 2),
             "stages_s": {k: round(v, 2) for k, v in self.stages_s.items()},
             "out_dir": str(self.out_dir),
-            "exports": self.exports,
+            "exports": self.exports_json(),
         }
-
-
-def spread(items: Sequence[Path], k: int) -> list[Path]:
-    """``k`` items evenly spaced over ``items`` (all of them when ``k`` is 0 or at least their
-    number): a subset that still spans every photographer of a folder sorted by name."""
-    if k <= 0 or k >= len(items):
-        return list(items)
-    if k == 1:
-        return [items[0]]
-    return [items[round(i * (len(items) - 1) / (k - 1))] for i in range(k)]
-
-
-def pipeline_parity(
-    artifacts: Sequence[Path],
-    images: Sequence[Path],
-    source: str,
-    *,
-    weights: str,
-    overlay_dir: Path,
-    slow_images: int,
-    threads: int | None = None,
-    progress: ProgressFn | None = None,
-) -> ParityReport:
-    """Every artifact against PyTorch on every image, except that artifacts only a reference
-    evaluator runs here (:data:`SLOW_RUNTIMES`) get ``slow_images`` of them, evenly spaced
-    (their rows' ``images`` says how many)."""
-    from sinet_deploy.core.machine import usable_cores
-    from sinet_deploy.runtimes import load_session, torch_reference
-    from sinet_deploy.verify.parity import run_parity
-
-    n_threads = threads or usable_cores()  # parity is not timed: every core by default
-    sessions = [load_session(a, threads=n_threads) for a in artifacts]
-    refs: dict[tuple[int, int], Any] = {}
-
-    def reference(size: tuple[int, int]) -> Any:
-        if size not in refs:
-            refs[size] = torch_reference(weights, size, threads=n_threads)
-        return refs[size]
-
-    slow = [s.runtime in SLOW_RUNTIMES for s in sessions]
-    reports: list[tuple[list[int], ParityReport]] = []
-    for is_slow, imgs in ((False, list(images)), (True, spread(images, slow_images))):
-        group = [i for i, flag in enumerate(slow) if flag == is_slow]
-        if group:
-            reports.append(
-                (
-                    group,
-                    run_parity(
-                        [sessions[i] for i in group],
-                        imgs,
-                        reference,
-                        reference_name=f"PyTorch fp32 ({weights} weights)",
-                        images_source=source,
-                        overlay_dir=overlay_dir,
-                        paths=[str(artifacts[i]) for i in group],
-                        progress=progress,
-                    ),
-                )
-            )
-    # Back to the order the artifacts came in.
-    rows = sorted(
-        ((i, row) for g, rep in reports for i, row in zip(g, rep.results, strict=True)),
-        key=lambda t: t[0],
-    )
-    return ParityReport(
-        reports[0][1].reference,
-        source,
-        [p.name for p in images],
-        [row for _, row in rows],
-        [p for _, rep in reports for p in rep.pairs],
-    )
-
-
-def merge_parity(
-    parts: Sequence[dict[str, Any]], n_images: int, source: str
-) -> dict[str, Any] | None:
-    """One parity block from the per-format ones (``ParityReport.to_dict()`` form)."""
-    if not parts:
-        return None
-    results = [r for p in parts for r in p["results"]]
-    subset = sorted({r["images"] for r in results if r["images"] < n_images})
-    if subset:
-        source += (
-            f"; artifacts that only a reference evaluator runs here (CoreML, ~1 s per "
-            f"image) on {', '.join(map(str, subset))} of them, evenly spaced"
-        )
-    failed = [r["artifact"] for r in results if r["passed"] is False]
-    return {
-        "reference": parts[0]["reference"],
-        "images_source": source,
-        "n_images": n_images,
-        "passed": not failed,
-        "failed": failed,
-        "results": results,
-        "pairs": [r for p in parts for r in p.get("pairs", [])],
-    }
-
-
-def bench_candidates(
-    artifacts: Sequence[Path],
-    peers: Sequence[Path],
-    threads: Sequence[int],
-    *,
-    weights: str,
-    torch_row: bool = True,
-    cuda: bool | None = None,
-) -> list[Candidate]:
-    """The benchmark's rows: per thread count PyTorch eager (one row per input size among the
-    artifacts), every artifact and every peer; then the CUDA rows once.
-
-    CoreML packages are listed as skipped off macOS: the only evaluator on Linux is a reference
-    interpreter, whose speed says nothing about a phone. The CUDA rows are listed when asked
-    (``cuda=True``; skipped, with the reason, without an NVIDIA GPU) or, by default, when this
-    machine has an NVIDIA GPU.
-    """
-    from sinet_deploy.benchmark.timing import (
-        artifact_input_size,
-        cuda_candidates,
-        cuda_unavailable_reason,
-    )
-
-    if cuda is None:
-        cuda = cuda_unavailable_reason() is None
-
-    sizes = list(dict.fromkeys(artifact_input_size(a) for a in artifacts)) or [(224, 224)]
-    out: list[Candidate] = []
-    for t in threads:
-        if torch_row:
-            for h, w in sizes:
-                label = "pytorch-eager" + (f" {h}x{w}" if len(sizes) > 1 else "")
-                out.append(
-                    Candidate("torch", threads=t, weights=weights, input_size=(h, w), label=label)
-                )
-        for a in artifacts:
-            skip = None
-            if a.suffix == ".mlpackage" and sys.platform != "darwin":
-                skip = (
-                    "CoreML runs only on Apple platforms; on Linux only the reference "
-                    "evaluator exists, whose speed is not a latency"
-                )
-            out.append(Candidate("artifact", path=str(a), threads=t, skip=skip))
-        out += [Candidate("peer", path=str(p), threads=t, label=p.name) for p in peers]
-    if cuda:
-        out += cuda_candidates([str(a) for a in artifacts], weights=weights, input_size=sizes[0])
-    return out
 
 
 def plan_jobs(
@@ -235,146 +147,165 @@ def plan_jobs(
     return [(fmt, ps) for (fmt, _), ps in jobs.items()]
 
 
-def run_pipeline(
-    out_dir: Path,
-    *,
-    weights: str = "official",
-    peers: Sequence[Path] = (),
-    images: Path | None = None,
-    calib: Path | None = None,
-    runs: int = 30,
-    warmup: int = 3,
-    threads: Sequence[int] = (1,),
-    input_size: tuple[int, int] = (224, 224),
-    cuda: bool | None = None,
-    coreml_images: int = 8,
-    formats: Sequence[str] | None = None,
-    precisions: Sequence[str] | None = None,
-    parallel: bool = True,
-    command: str | None = None,
-    progress: ProgressFn | None = None,
-) -> PipelineResult:
+def run_pipeline(options: PipelineOptions, *, progress: ProgressFn | None = None) -> PipelineResult:
     """Export every registered format and precision, check parity, benchmark, write a report.
 
     Args:
-        out_dir: artifacts go to ``out_dir/artifacts``, the report to ``out_dir/report``.
-        weights: ``"official"`` (default), ``"random"`` or a checkpoint path.
-        peers: third-party ``.tflite``/``.onnx`` models to benchmark beside SINet.
-        images: portraits for the parity matrix (default: the built-in public-domain ones).
-        calib: calibration images for converters that quantize activations (int8).
-        runs / warmup / threads: benchmark settings.
-        input_size: ``(H, W)`` of the exported artifacts.
-        cuda: list the CUDA rows (``None``: only when an NVIDIA GPU is present).
-        coreml_images: images for the parity of artifacts that only a slow reference evaluator
-            runs here (CoreML on Linux); 0 = all of them.
-        formats / precisions: export only these (default: everything registered).
-        parallel: one process per export job (off: all in this process).
-        command: the command line, recorded in the report.
+        options: what to export, check and benchmark, and where to.
         progress: ``(description, done, total)`` callback.
 
     Returns:
         A :class:`PipelineResult` (``report`` holds the written report's paths).
 
     Raises:
+        UserInputError: an option is out of range or names nothing registered (before any
+            folder is made).
         WeightsUnavailableError / CheckpointError / InputSizeError / ImageError: nothing can
             be exported or checked.
     """
-    from sinet_deploy.benchmark.timing import run_benchmark
-    from sinet_deploy.convert.registry import FORMATS, PRECISIONS, registered
-    from sinet_deploy.core.machine import machine_info
+    t_start = time.perf_counter()
+    check_options(options)
+    spec = parity_spec(options)
+    jobs = plan_export_jobs(options, spec)
+    options.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    options.report_dir.mkdir(parents=True, exist_ok=True)
+    stages: dict[str, float] = {}
+    with _timed(stages, "export + parity"):
+        # Looked up on the module at call time, so a stand-in can replace the export stage.
+        results = export_jobs.run_jobs(jobs, parallel=options.parallel, progress=progress)
+    result = _collect_exports(options.out_dir, results, spec)
+    with _timed(stages, "bench"):
+        result.bench = run_bench(options.bench_options(result.artifacts), progress=progress)
+    result.stages_s = stages
+    _write_report(result, options.report_dir, options.command, t_start)
+    return result
+
+
+def check_options(options: PipelineOptions) -> None:
+    """Fail fast, once, on what would stop every job (rather than in each job's process), and
+    before any folder is made: a mistyped option must not leave empty artifacts/ report/."""
+    from sinet_deploy.convert.registry import FORMATS, PRECISIONS
+    from sinet_deploy.core.machine import check_threads
     from sinet_deploy.models.config import check_input_size
-    from sinet_deploy.models.preprocessing import list_images
     from sinet_deploy.models.weights import resolve_checkpoint
-    from sinet_deploy.pipeline.export_jobs import run_jobs
-    from sinet_deploy.report.write import write_report
+
+    if options.runs < 1:
+        raise UserInputError(f"--runs must be at least 1, got {options.runs}")
+    if options.warmup < 0:
+        raise UserInputError(f"--warmup must be 0 or more, got {options.warmup}")
+    if options.coreml_images < 0:
+        raise UserInputError(
+            f"--coreml-images must be 0 (all images) or more, got {options.coreml_images}"
+        )
+    check_threads(list(options.threads))
+    _check_known("--formats", options.formats, FORMATS)
+    _check_known("--precisions", options.precisions, PRECISIONS)
+    check_input_size(*options.input_size)
+    if str(options.weights) != "random":
+        resolve_checkpoint(options.weights)
+
+
+def _check_known(option: str, given: Sequence[str] | None, known: Sequence[str]) -> None:
+    unknown = [v for v in given or () if v not in known]
+    if unknown:
+        raise UserInputError(
+            f"unknown {option} value(s): {', '.join(unknown)}", hint=f"use {', '.join(known)}"
+        )
+
+
+def parity_spec(options: PipelineOptions) -> ParitySpec:
+    """The parity matrix's images (``--images`` or the built-in portraits) and overlay folder.
+
+    Raises:
+        ImageError: no readable image in ``--images`` (or the package lacks its data files).
+    """
+    from sinet_deploy.models.preprocessing import list_images
     from sinet_deploy.verify.parity import default_images
 
-    t_start = time.perf_counter()
-    stages: dict[str, float] = {}
-    art_dir, rep_dir = out_dir / "artifacts", out_dir / "report"
-    # Fail fast, once, on what would stop every job (rather than in each job's process), and
-    # before any folder is made: a mistyped option must not leave empty artifacts/ report/.
-    if runs < 1:
-        raise UserInputError(f"--runs must be at least 1, got {runs}")
-    if warmup < 0:
-        raise UserInputError(f"--warmup must be 0 or more, got {warmup}")
-    if coreml_images < 0:
-        raise UserInputError(f"--coreml-images must be 0 (all images) or more, got {coreml_images}")
-    from sinet_deploy.core.machine import check_threads
+    if options.images:
+        images, source = list_images(options.images), str(options.images)
+    else:
+        images, source = default_images()
+    return ParitySpec(
+        images=tuple(images),
+        source=source,
+        overlay_dir=options.report_dir / "overlays",
+        slow_images=options.coreml_images,
+    )
 
-    check_threads(list(threads))
-    for option, given, known in (
-        ("--formats", formats, FORMATS),
-        ("--precisions", precisions, PRECISIONS),
-    ):
-        unknown = [v for v in given or () if v not in known]
-        if unknown:
-            raise UserInputError(
-                f"unknown {option} value(s): {', '.join(unknown)}", hint=f"use {', '.join(known)}"
-            )
-    check_input_size(*input_size)
-    if str(weights) != "random":
-        resolve_checkpoint(weights)
-    image_list, source = (list_images(images), str(images)) if images else default_images()
 
-    parity_spec = {
-        "images": [str(p) for p in image_list],
-        "source": source,
-        "overlay_dir": str(rep_dir / "overlays"),
-        "slow_images": coreml_images,
-    }
-    common = {
-        "weights": str(weights),
-        "out_dir": str(art_dir),
-        "input_size": list(input_size),
-        "calib": str(calib) if calib else None,
-        # The export gate decides on the packaged portraits plus --images, as `export` does.
-        "gate_images": str(images) if images else None,
-        "parity": parity_spec,
-    }
-    reg = {
+def plan_export_jobs(options: PipelineOptions, spec: ParitySpec) -> list[ExportJob]:
+    """One job per converter among the registered ones that ``--formats/--precisions`` pick.
+
+    Raises:
+        UserInputError: none is picked.
+    """
+    from sinet_deploy.convert.registry import FORMATS, PRECISIONS, registered
+
+    available = registered()
+    picked = {
         k: v
-        for k, v in registered().items()
-        if (formats is None or k[0] in formats) and (precisions is None or k[1] in precisions)
+        for k, v in available.items()
+        if (options.formats is None or k[0] in options.formats)
+        and (options.precisions is None or k[1] in options.precisions)
     }
-    if not reg:
+    if not picked:
         raise UserInputError(
             "no registered converter matches --formats/--precisions",
-            hint="available: " + ", ".join(f"{f}/{p}" for f, p in sorted(registered())),
+            hint="available: " + ", ".join(f"{f}/{p}" for f, p in sorted(available)),
         )
-    art_dir.mkdir(parents=True, exist_ok=True)
-    rep_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [
-        {**common, "format": fmt, "precisions": ps}
-        for fmt, ps in plan_jobs(reg, FORMATS, PRECISIONS)
+    return [
+        ExportJob(
+            weights=str(options.weights),
+            format=fmt,
+            precisions=tuple(ps),
+            out_dir=options.artifacts_dir,
+            input_size=options.input_size,
+            calib=options.calib,
+            # The export gate decides on the packaged portraits plus --images, as `export` does.
+            gate_images=options.images,
+            parity=spec,
+        )
+        for fmt, ps in plan_jobs(picked, FORMATS, PRECISIONS)
     ]
-    t0 = time.perf_counter()
-    results = run_jobs(jobs, parallel=parallel, progress=progress)
-    stages["export + parity"] = time.perf_counter() - t0
-    exports = [row for r in results for row in r["rows"]]
-    artifacts = [Path(r["artifact"]) for r in exports if r["passed"] and r["artifact"]]
-    parity = merge_parity([r["parity"] for r in results if r["parity"]], len(image_list), source)
 
-    t0 = time.perf_counter()
-    bench = run_benchmark(
-        bench_candidates(artifacts, peers, threads, weights=weights, cuda=cuda),
-        runs=runs,
-        warmup=warmup,
-        progress=progress,
-    )
-    stages["bench"] = time.perf_counter() - t0
 
-    result = PipelineResult(out_dir, exports, artifacts, parity, bench, stages)
+@contextmanager
+def _timed(stages: dict[str, float], name: str) -> Iterator[None]:
+    """Record the wall time of the ``with`` block as ``stages[name]``."""
     t0 = time.perf_counter()
+    yield
+    stages[name] = time.perf_counter() - t0
+
+
+def _collect_exports(
+    out_dir: Path, results: Sequence[JobResult], spec: ParitySpec
+) -> PipelineResult:
+    """Every job's rows, the published artifacts and the merged parity block."""
+    from sinet_deploy.pipeline.parity import merge_parity
+
+    exports = [row for r in results for row in r.rows]
+    artifacts = [r.artifact for r in exports if r.passed and r.artifact]
+    parts = [r.parity for r in results if r.parity]
+    parity = merge_parity(parts, len(spec.images), spec.source)
+    return PipelineResult(out_dir, exports, artifacts, parity, None)
+
+
+def _write_report(
+    result: PipelineResult, report_dir: Path, command: str | None, t_start: float
+) -> None:
+    """Write the report folder; ``results.json`` gets the stages up to the report's."""
+    from sinet_deploy.core.machine import machine_info
+    from sinet_deploy.report.write import write_report
+
+    with _timed(result.stages_s, "report"):
+        result.wall_s = time.perf_counter() - t_start
+        result.report = write_report(
+            report_dir,
+            machine=machine_info(),
+            bench=result.bench.to_dict() if result.bench else None,
+            parity=result.parity,
+            pipeline=result.summary_info(),
+            command=command,
+        )
     result.wall_s = time.perf_counter() - t_start
-    result.report = write_report(
-        rep_dir,
-        machine=machine_info(),
-        bench=bench.to_dict(),
-        parity=parity,
-        pipeline=result.summary_info(),
-        command=command,
-    )
-    stages["report"] = time.perf_counter() - t0
-    result.wall_s = time.perf_counter() - t_start
-    return result

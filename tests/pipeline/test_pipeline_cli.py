@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from sinet_deploy.pipeline import export_jobs
+from sinet_deploy.pipeline import parity as stage
 from sinet_deploy.pipeline import run as end_to_end
+from sinet_deploy.pipeline.records import ExportJob, ExportRow, JobResult, ParitySpec
 from tests.benchmark.test_bench import tiny_onnx
 from tests.conftest import PEERS, need
 
@@ -24,50 +26,25 @@ def _fake_jobs(artifacts: list[Path], failed: tuple[str, str] | None = None) -> 
     """A stand-in for ``export_jobs.run_jobs``: "exports" ready artifacts (copies them), then
     runs the real parity step of a job on them."""
 
-    def run_jobs(jobs: list[dict[str, Any]], **kw: Any) -> list[dict[str, Any]]:
+    def run_jobs(jobs: list[ExportJob], **kw: Any) -> list[JobResult]:
         job = jobs[0]
-        out_dir = Path(job["out_dir"])
+        out_dir = job.out_dir
         published, rows = [], []
         for a in artifacts:
             dest = out_dir / a.name
             shutil.copy(a, dest)
             shutil.copy(a.with_suffix(".json"), dest.with_suffix(".json"))
             published.append(dest)
-            rows.append(
-                {
-                    "format": "onnx",
-                    "precision": "fp32",
-                    "artifact": str(dest),
-                    "passed": True,
-                    "seconds": 0.1,
-                    "error": None,
-                    "failure": None,
-                    "exit_code": 0,
-                }
-            )
+            rows.append(ExportRow("onnx", "fp32", dest, True, 0.1, None, None, 0))
         if failed:
             rows.append(
-                {
-                    "format": failed[0],
-                    "precision": failed[1],
-                    "artifact": None,
-                    "passed": False,
-                    "seconds": 0.1,
-                    "error": "gate: min_iou 0.9 < 0.995",
-                    "failure": "gate",
-                    "exit_code": 3,
-                }
+                ExportRow(
+                    failed[0], failed[1], None, False, 0.1, "gate: min_iou 0.9 < 0.995", "gate", 3
+                )
             )
-        spec = job["parity"]
-        parity = end_to_end.pipeline_parity(
-            published,
-            [Path(p) for p in spec["images"]],
-            spec["source"],
-            weights=job["weights"],
-            overlay_dir=Path(spec["overlay_dir"]),
-            slow_images=spec["slow_images"],
-        ).to_dict()
-        return [{"rows": rows, "parity": parity}]
+        assert job.parity is not None
+        parity = stage.pipeline_parity(published, job.parity, weights=job.weights).to_dict()
+        return [JobResult(tuple(rows), parity)]
 
     return run_jobs
 
@@ -214,15 +191,7 @@ def test_parallel_export_workers_report_a_fatal_error_once(tmp_path: Path) -> No
     bad = tmp_path / "not_a_checkpoint.pth"
     bad.write_bytes(b"garbage")
     jobs = [
-        {
-            "weights": str(bad),
-            "format": fmt,
-            "precisions": ["fp32"],
-            "out_dir": str(tmp_path / "out"),
-            "input_size": [64, 64],
-            "calib": None,
-            "parity": None,
-        }
+        ExportJob(str(bad), fmt, ("fp32",), tmp_path / "out", (64, 64))
         for fmt in ("onnx", "tflite")
     ]
     (tmp_path / "out").mkdir()
@@ -234,9 +203,9 @@ def test_parallel_export_workers_report_a_fatal_error_once(tmp_path: Path) -> No
 
 def test_spread_picks_evenly_spaced_items() -> None:
     items = [Path(f"{i}.jpg") for i in range(10)]
-    assert end_to_end.spread(items, 3) == [Path("0.jpg"), Path("4.jpg"), Path("9.jpg")]
-    assert end_to_end.spread(items, 0) == items and end_to_end.spread(items, 50) == items
-    assert end_to_end.spread(items, 1) == [Path("0.jpg")]
+    assert stage.spread(items, 3) == [Path("0.jpg"), Path("4.jpg"), Path("9.jpg")]
+    assert stage.spread(items, 0) == items and stage.spread(items, 50) == items
+    assert stage.spread(items, 1) == [Path("0.jpg")]
 
 
 def test_pipeline_parity_gives_slow_evaluators_a_subset_and_keeps_the_order(
@@ -264,16 +233,15 @@ def test_pipeline_parity_gives_slow_evaluators_a_subset_and_keeps_the_order(
         runtimes, "torch_reference", lambda w, size, threads=1: ProbSession("ref", brightness, size)
     )
     arts = [tmp_path / "a.onnx", tmp_path / "b.mlpackage", tmp_path / "c.tflite"]
-    rep = end_to_end.pipeline_parity(
-        arts, images, "test images", weights="random", overlay_dir=tmp_path / "ov", slow_images=2
-    )
+    spec = ParitySpec(tuple(images), "test images", tmp_path / "ov", slow_images=2)
+    rep = stage.pipeline_parity(arts, spec, weights="random")
     data = rep.to_dict(per_image=False)
     assert [(r["artifact"], r["images"]) for r in data["results"]] == [
         ("a.onnx", 6),
         ("b.mlpackage", 2),
         ("c.tflite", 6),
     ]
-    merged = end_to_end.merge_parity([data], 6, "test images")
+    merged = stage.merge_parity([data], 6, "test images")
     assert merged is not None and "2 of them" in merged["images_source"]
     assert merged["n_images"] == 6 and merged["failed"] == [] and merged["passed"] is True
 
