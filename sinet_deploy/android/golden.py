@@ -3,16 +3,17 @@
 The demo's pre/post-processing is plain Kotlin so that it can be checked here, on a JVM, against
 the numbers this package computes for the same inputs. ``android_demo/jvm-test.sh`` runs::
 
-    python -m sinet_deploy.android.golden OUTDIR [--profile full|compact] [--artifact X.tflite]
+    sinet-deploy android-golden OUTDIR [--profile full|compact] [--artifact X.tflite]
 
 and the JUnit tests read ``OUTDIR/cases.json``. Every expected value comes from the tool's own
 functions: ``preprocessing.image_input`` (the model input), ``inference.resize_probability`` (the
 probability at view size, as ``predict`` makes its masks), the PyTorch reference for the model
 output when the weights are at hand, and LiteRT for any ``--artifact`` given. What this module
 adds is only what the phone does and the tool does not: rotating/mirroring a camera frame,
-storing the input in the manifest's dtype, dequantizing outputs, temporal smoothing and the 8-bit
-alpha. The ``compact`` profile (small sizes) is what ``android_demo`` commits as a fallback for
-machines without the Python environment.
+storing the input in the manifest's dtype and dequantizing outputs (both with the sessions'
+own ``runtimes.base`` arithmetic), temporal smoothing and the 8-bit alpha. The ``compact``
+profile (small sizes) is what ``android_demo`` commits as a fallback for machines without the
+Python environment.
 
 File formats: ``cases.json`` is the index; ``manifest_*.json`` are model manifests; every other
 file is a raw little-endian array whose dtype and shape ``cases.json`` gives (``frame_*.rgba``:
@@ -219,7 +220,8 @@ def _quant(q: dict[str, Any] | None) -> list[float] | None:
 # ---------------------------------------------------------------- inputs and model outputs
 def _shared_dir() -> Path:
     env = os.environ.get("SINET_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+    # The folder beside the project: sinet_deploy/android/golden.py -> <project>/../shared.
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
 
 
 def _base_image(profile: Profile, shared: Path) -> tuple[np.ndarray, str]:
