@@ -7,11 +7,12 @@
 # Needs: a Java runtime (17 here), Debian's `kotlin` (1.3.31) and `junit4` (+ hamcrest). When they are
 # missing and we are root, they are installed with apt-get (package registries only); otherwise
 # the script says what to install. Golden data: generated now with the project's venv
-# (`.venv/bin/python -m sinet_deploy.android.golden`), or, without a working venv, the small set
+# (`.venv/bin/sinet-deploy android-golden`), or, without a working venv, the small set
 # committed under core/src/test/resources/golden. Environment overrides:
 #   SINET_GOLDEN=generate|committed   force one source of golden data
 #   SINET_GOLDEN_PROFILE=full|compact  profile of generated data (default full)
-#   PYTHON=/path/to/python             interpreter with sinet_deploy importable
+#   PYTHON=/path/to/python             interpreter of a venv with sinet-deploy installed (its
+#                                      `sinet-deploy` beside it writes the golden data)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -48,25 +49,26 @@ TEST_CP="$JAVA_LIBS/junit4.jar:$HAMCREST"
 
 # ---- golden data ---------------------------------------------------------------------------
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
+SINET_DEPLOY="$(dirname "$PYTHON")/sinet-deploy"
 COMMITTED="$CORE/src/test/resources/golden"
 GOLDEN="$BUILD/golden"
 mode="${SINET_GOLDEN:-auto}"
-if [ "$mode" != committed ] && [ -x "$PYTHON" ] && (cd "$ROOT" && "$PYTHON" -c "import sinet_deploy.android.golden" 2>/dev/null); then
+if [ "$mode" != committed ] && [ -x "$SINET_DEPLOY" ] && (cd "$ROOT" && "$SINET_DEPLOY" android-golden --help >/dev/null 2>&1); then
     artifacts=()
     # A real exported model in the app's assets is run with LiteRT and becomes a test case too.
     for t in "$HERE"/app/src/main/assets/*.tflite; do
         [ -f "$t" ] && [ -f "${t%.tflite}.json" ] && artifacts+=(--artifact "$t")
     done
     rm -rf "$GOLDEN.tmp"
-    say "generating golden data with $PYTHON -m sinet_deploy.android.golden (${#artifacts[@]} artifact args)"
-    (cd "$ROOT" && "$PYTHON" -m sinet_deploy.android.golden "$GOLDEN.tmp" \
+    say "generating golden data with $SINET_DEPLOY android-golden (${#artifacts[@]} artifact args)"
+    (cd "$ROOT" && "$SINET_DEPLOY" android-golden "$GOLDEN.tmp" \
         --profile "${SINET_GOLDEN_PROFILE:-full}" ${artifacts[@]+"${artifacts[@]}"}) | sed 's/^/[jvm-test] golden: /'
     rm -rf "$GOLDEN" && mv "$GOLDEN.tmp" "$GOLDEN"
 elif [ "$mode" = generate ]; then
-    say "SINET_GOLDEN=generate but $PYTHON cannot import sinet_deploy.android.golden" >&2
+    say "SINET_GOLDEN=generate but $SINET_DEPLOY android-golden does not run" >&2
     exit 2
 else
-    why="no Python with sinet_deploy at $PYTHON"
+    why="no working sinet-deploy at $SINET_DEPLOY"
     [ "$mode" = committed ] && why="SINET_GOLDEN=committed"
     say "using the committed golden set ($COMMITTED): $why"
     GOLDEN="$COMMITTED"

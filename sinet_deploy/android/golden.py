@@ -3,16 +3,17 @@
 The demo's pre/post-processing is plain Kotlin so that it can be checked here, on a JVM, against
 the numbers this package computes for the same inputs. ``android_demo/jvm-test.sh`` runs::
 
-    python -m sinet_deploy.android.golden OUTDIR [--profile full|compact] [--artifact X.tflite]
+    sinet-deploy android-golden OUTDIR [--profile full|compact] [--artifact X.tflite]
 
 and the JUnit tests read ``OUTDIR/cases.json``. Every expected value comes from the tool's own
 functions: ``preprocessing.image_input`` (the model input), ``inference.resize_probability`` (the
 probability at view size, as ``predict`` makes its masks), the PyTorch reference for the model
 output when the weights are at hand, and LiteRT for any ``--artifact`` given. What this module
 adds is only what the phone does and the tool does not: rotating/mirroring a camera frame,
-storing the input in the manifest's dtype, dequantizing outputs, temporal smoothing and the 8-bit
-alpha. The ``compact`` profile (small sizes) is what ``android_demo`` commits as a fallback for
-machines without the Python environment.
+storing the input in the manifest's dtype and dequantizing outputs (both with the sessions'
+own ``runtimes.base`` arithmetic), temporal smoothing and the 8-bit alpha. The ``compact``
+profile (small sizes) is what ``android_demo`` commits as a fallback for machines without the
+Python environment.
 
 File formats: ``cases.json`` is the index; ``manifest_*.json`` are model manifests; every other
 file is a raw little-endian array whose dtype and shape ``cases.json`` gives (``frame_*.rgba``:
@@ -21,20 +22,23 @@ RGBA rows of ``row_stride`` bytes, padded like a CameraX plane).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from sinet_deploy.core.errors import ArtifactError, SinetDeployError, UserInputError
+from sinet_deploy.core.errors import ArtifactError, UserInputError
 from sinet_deploy.core.manifest import read_manifest, write_json_atomic
 from sinet_deploy.models.inference import resize_probability
 from sinet_deploy.models.preprocessing import image_input, preprocessing_contract, read_image
+from sinet_deploy.runtimes.base import (
+    dequantize_affine,
+    quantization_from_manifest,
+    quantize_affine,
+)
 
 SCHEMA = 1
 #: TFLite's usual output quantization of a probability in [0, 1] (uint8 and int8 flavours).
@@ -94,21 +98,13 @@ def input_tensor(
     Integer inputs with quantization hold ``rint(level / scale) + zero_point`` (half to even,
     the division in float64 with the scale as float32, as TFLite stores it), clamped to the type.
     """
-    x = levels.astype(np.float64)
-    if dtype == "float32":
-        out: np.ndarray = x.astype(np.float32)
-    elif dtype in ("uint8", "int8"):
-        info = np.iinfo(dtype)
-        if quantization is None:
-            if dtype == "int8":
-                raise ValueError("int8 input needs quantization parameters")
-            q = x
-        else:
-            scale = float(np.float32(quantization["scale"]))
-            q = np.rint(x / scale) + int(quantization["zero_point"])
-        out = np.clip(q, info.min, info.max).astype(dtype)
-    else:
+    if dtype not in ("float32", "uint8", "int8"):
         raise ValueError(f"unsupported input dtype {dtype}")
+    if dtype == "int8" and quantization is None:
+        raise ValueError("int8 input needs quantization parameters")
+    out = quantize_affine(
+        levels.astype(np.float64), dtype, quantization_from_manifest(quantization)
+    )
     if layout.upper() == "NCHW":
         out = out.transpose(2, 0, 1)
     return np.ascontiguousarray(out[None])
@@ -118,24 +114,18 @@ def quantize_probability(
     prob: np.ndarray, dtype: str, quantization: dict[str, Any] | None
 ) -> np.ndarray:
     """A probability map as a model with that output type would emit it."""
-    if dtype == "float32":
-        return prob.astype(np.float32)
-    if dtype == "float16":
-        return prob.astype(np.float16)
-    assert quantization is not None
-    info = np.iinfo(dtype)
-    scale = float(np.float32(quantization["scale"]))
-    q = np.rint(prob.astype(np.float64) / scale) + int(quantization["zero_point"])
-    return np.clip(q, info.min, info.max).astype(dtype)
+    if np.dtype(dtype).kind != "f" and quantization is None:
+        raise ValueError(f"{dtype} output needs quantization parameters")
+    return quantize_affine(prob, dtype, quantization_from_manifest(quantization))
 
 
 def dequantize(raw: np.ndarray, quantization: dict[str, Any] | None) -> np.ndarray:
     """Model output -> probability, float32: ``(q - zero_point) * scale`` for integer types."""
     if raw.dtype.kind == "f":
         return raw.astype(np.float32)
-    assert quantization is not None
-    centred = (raw.astype(np.int32) - int(quantization["zero_point"])).astype(np.float32)
-    return centred * np.float32(quantization["scale"])
+    if quantization is None:
+        raise ValueError(f"{raw.dtype} output needs quantization parameters")
+    return dequantize_affine(raw, quantization_from_manifest(quantization))
 
 
 def smooth(frames: list[np.ndarray], weight: float) -> list[np.ndarray]:
@@ -223,17 +213,14 @@ def manifest_summary(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def _quant(q: dict[str, Any] | None) -> list[float] | None:
-    if q is None:
-        return None
-    scale, zp = q["scale"], q.get("zero_point", 0)
-    scale = scale[0] if isinstance(scale, list) else scale
-    zp = zp[0] if isinstance(zp, list) else zp
-    return [float(np.float32(scale)), int(zp)]
+    pair = quantization_from_manifest(q)
+    return None if pair is None else [float(np.float32(pair[0])), pair[1]]
 
 
 # ---------------------------------------------------------------- inputs and model outputs
 def _shared_dir() -> Path:
     env = os.environ.get("SINET_SHARED")
+    # The folder beside the project: sinet_deploy/android/golden.py -> <project>/../shared.
     return Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
 
 
@@ -325,7 +312,75 @@ class _Writer:
         return name
 
 
+class _Manifests:
+    """Manifest files, each written once per key, and what the Kotlin reader must make of each
+    (the ``manifests`` list of ``cases.json``, in the order they were first used)."""
+
+    def __init__(self, wr: _Writer) -> None:
+        self._wr = wr
+        self.files: dict[str, str] = {}
+        self.summaries: list[dict[str, Any]] = []
+
+    def add(self, key: str, m: dict[str, Any]) -> str:
+        """The file name of manifest ``key``, writing ``m`` there the first time."""
+        if key not in self.files:
+            self.files[key] = self._wr.manifest(f"manifest_{key}.json", m)
+            self.summaries.append(
+                {
+                    "manifest": self.files[key],
+                    "expected": manifest_summary(m),
+                    "real": "note" not in m,
+                }
+            )
+        return self.files[key]
+
+
 ROW_PADDING = 64  # bytes after each RGBA row: CameraX planes often have rowStride > 4 * width
+#: The end-to-end frame comes from a front camera in a portrait phone: rotationDegrees 90, mirrored.
+E2E_ROTATION, E2E_MIRROR = 90, True
+#: Output types of the post-processing cases, with the quantization each is emitted with.
+OUT_TYPES: tuple[tuple[str, dict[str, Any] | None], ...] = (
+    ("float32", None),
+    ("uint8", UINT8_PROB),
+    ("int8", INT8_PROB),
+    ("float16", None),
+)
+EMA_WEIGHT = 0.6
+
+
+class _PreSpec(NamedTuple):
+    """One pre-processing case: a frame, how the camera hands it over, the model input."""
+
+    frame: str
+    source_format: str  # "rgba" or "argb"
+    rotation: int
+    mirror: bool
+    dtype: str
+    quant: dict[str, Any] | None
+    layout: str
+    size: tuple[int, int]
+
+
+def _preprocess_specs(prof: Profile) -> list[_PreSpec]:
+    """Every rotation and mirroring, then each input dtype, layout and an odd size."""
+    model, model_b = prof.model, prof.model_b
+    specs = [
+        _PreSpec("landscape", "rgba", r, m, "uint8", None, "NHWC", model)
+        for r in (0, 90, 180, 270)
+        for m in (False, True)
+    ]
+    specs += [
+        _PreSpec("landscape", "argb", 270, False, "uint8", None, "NHWC", model),
+        _PreSpec("landscape", "rgba", 90, True, "int8", INT8_PIXELS, "NHWC", model),
+        _PreSpec(
+            "landscape", "rgba", 90, False, "uint8", {"scale": 2.0, "zero_point": 3}, "NHWC", model
+        ),
+        _PreSpec("landscape", "argb", 90, False, "float32", None, "NHWC", model_b),
+        _PreSpec("landscape", "rgba", 0, False, "uint8", None, "NCHW", model_b),
+        _PreSpec("tiny", "rgba", 90, True, "uint8", None, "NHWC", (24, 32)),
+        _PreSpec("tiny", "argb", 180, False, "int8", INT8_PIXELS, "NCHW", (5, 3)),
+    ]
+    return specs
 
 
 def generate(
@@ -350,146 +405,190 @@ def generate(
         reference: ``False`` forces the synthetic probability map (no torch needed).
         artifacts: TFLite artifacts (manifests beside them) to run with LiteRT on the golden
             frame; their real manifests and outputs become pipeline cases.
+
+    Raises:
+        UserInputError: an unknown profile.
+        ArtifactError: an artifact that is missing or has no readable manifest (checked before
+            anything is written).
     """
-    if profile not in PROFILES:
+    prof = _profile(profile)
+    _check_artifacts(artifacts)
+    shared = shared if shared is not None else _shared_dir()
+    weights = _reference_weights(shared, weights, reference)
+    out.mkdir(parents=True, exist_ok=True)
+    wr = _Writer(out)
+    manifests = _Manifests(wr)
+    base, image_source = _base_image(prof, shared)
+    prob_source = _ProbabilitySource(weights)
+    frames = _cut_frames(base, prof)
+    frame_index = {name: _frame_entry(wr, name, f) for name, f in frames.items()}
+    preprocess = _preprocess_cases(wr, manifests, frames, prof)
+
+    # The end-to-end frame through the model: the output every post-processing case starts from.
+    e2e_display = to_display(frames["e2e"], E2E_ROTATION, E2E_MIRROR)
+    e2e_levels = image_input(e2e_display, *prof.model)
+    prob = prob_source(e2e_levels).astype(np.float32)
+    view = (int(e2e_display.shape[0]), int(e2e_display.shape[1]))
+    postprocess = _postprocess_cases(
+        wr, manifests, prob, [view, prof.odd_view], compact=profile == "compact"
+    )
+    temporal = _temporal_case(wr, prob)
+    frame_index["e2e"]["display"] = wr.array("frame_e2e.display", e2e_display)
+    pipeline = _reference_pipeline_cases(
+        wr, manifests, e2e_levels[0], prob, view, prob_source.label
+    )
+    pipeline += [_artifact_case(wr, Path(art), e2e_display, manifests.add) for art in artifacts]
+
+    index = {
+        "schema": SCHEMA,
+        "generator": "sinet_deploy.android.golden",
+        "profile": profile,
+        "image_source": image_source,
+        "probability_source": prob_source.label,
+        "frames": frame_index,
+        "preprocess": preprocess,
+        "postprocess": postprocess,
+        "temporal": [temporal],
+        "pipeline": pipeline,
+        "manifests": manifests.summaries,
+        "e2e": {"frame": "e2e", "rotation": E2E_ROTATION, "mirror": E2E_MIRROR},
+    }
+    write_json_atomic(out / "cases.json", index)
+    index["total_bytes"] = wr.bytes + (out / "cases.json").stat().st_size
+    return index
+
+
+def index_summary(index: dict[str, Any]) -> dict[str, Any]:
+    """Profile, sources, size and the number of cases of each kind, from ``generate``'s index."""
+    counts = {
+        k: len(index[k]) for k in ("preprocess", "postprocess", "temporal", "pipeline", "manifests")
+    }
+    summary = {
+        k: index[k] for k in ("profile", "image_source", "probability_source", "total_bytes")
+    }
+    return {**summary, "cases": counts}
+
+
+def _profile(name: str) -> Profile:
+    if name not in PROFILES:
         raise UserInputError(
-            f"unknown golden profile {profile!r}", hint=f"use one of {', '.join(PROFILES)}"
+            f"unknown golden profile {name!r}", hint=f"use one of {', '.join(PROFILES)}"
         )
-    prof = PROFILES[profile]
-    for art in artifacts:  # fail before writing anything
+    return PROFILES[name]
+
+
+def _check_artifacts(artifacts: tuple[Path, ...]) -> None:
+    """Fail before anything is written: every artifact exists and has a readable manifest."""
+    for art in artifacts:
         if not Path(art).is_file():
             raise ArtifactError(f"artifact {art} does not exist", hint="check the path")
         read_manifest(Path(art))
-    shared = shared if shared is not None else _shared_dir()
+
+
+def _reference_weights(shared: Path, weights: Path | None, reference: bool) -> Path | None:
+    """The checkpoint for the reference output: ``weights``, else the official one in
+    ``shared`` when present; ``None`` (a synthetic map) without one or when not ``reference``."""
     if not reference:
-        weights = None
-    elif weights is None:
-        candidate = shared / "weights" / "SINet_EG1800.pth"
-        weights = candidate if candidate.is_file() else None
-    out.mkdir(parents=True, exist_ok=True)
-    wr = _Writer(out)
-    base, image_source = _base_image(prof, shared)
-    prob_source = _ProbabilitySource(weights)
+        return None
+    if weights is not None:
+        return weights
+    candidate = shared / "weights" / "SINet_EG1800.pth"
+    return candidate if candidate.is_file() else None
+
+
+def _cut_frames(base: np.ndarray, prof: Profile) -> dict[str, np.ndarray]:
+    """The camera frames, in sensor orientation: a landscape (4:3) one, the end-to-end one
+    (whose display is the upright portrait crop of ``base``) and a tiny random one."""
     b = prof.base
     quarter = b // 8
-
-    # A landscape "sensor" frame (4:3) and, for the end-to-end case, the sensor frame of a front
-    # camera in a portrait phone: rotationDegrees 90 and mirrored, so its display is the upright
-    # portrait crop of the astronaut.
     landscape = np.ascontiguousarray(base[quarter : b - quarter])
     portrait = np.ascontiguousarray(base[:, quarter : b - quarter])
-    e2e_rotation, e2e_mirror = 90, True
     e2e_sensor = np.ascontiguousarray(np.rot90(portrait[:, ::-1], k=1))
-    assert np.array_equal(to_display(e2e_sensor, e2e_rotation, e2e_mirror), portrait)
-
-    frames = {
+    assert np.array_equal(to_display(e2e_sensor, E2E_ROTATION, E2E_MIRROR), portrait)
+    return {
         "landscape": landscape,
         "e2e": e2e_sensor,
         "tiny": np.random.default_rng(3).integers(0, 256, (7, 9, 3), dtype=np.uint8),
     }
-    frame_index = {}
-    for name, f in frames.items():
-        # Only RGBA is stored; the tests pack the ARGB-int (0xFFRRGGBB) variant from it.
-        frame_index[name] = {
-            "width": int(f.shape[1]),
-            "height": int(f.shape[0]),
-            "rgba": {
-                **wr.raw(f"frame_{name}.rgba", rgba_bytes(f, ROW_PADDING)),
-                "row_stride": int(f.shape[1]) * 4 + ROW_PADDING,
-            },
-        }
 
-    manifests: dict[str, str] = {}
-    summaries: list[dict[str, Any]] = []
 
-    def manifest(key: str, m: dict[str, Any]) -> str:
-        if key not in manifests:
-            manifests[key] = wr.manifest(f"manifest_{key}.json", m)
-            summaries.append(
-                {
-                    "manifest": manifests[key],
-                    "expected": manifest_summary(m),
-                    "real": "note" not in m,
-                }
-            )
-        return manifests[key]
+def _frame_entry(wr: _Writer, name: str, frame: np.ndarray) -> dict[str, Any]:
+    # Only RGBA is stored; the tests pack the ARGB-int (0xFFRRGGBB) variant from it.
+    return {
+        "width": int(frame.shape[1]),
+        "height": int(frame.shape[0]),
+        "rgba": {
+            **wr.raw(f"frame_{name}.rgba", rgba_bytes(frame, ROW_PADDING)),
+            "row_stride": int(frame.shape[1]) * 4 + ROW_PADDING,
+        },
+    }
 
-    mh, mw = prof.model
-    bh, bw = prof.model_b
-    pre_specs: list[tuple[str, str, int, bool, str, dict[str, Any] | None, str, tuple[int, int]]]
-    pre_specs = [
-        ("landscape", "rgba", r, m, "uint8", None, "NHWC", (mh, mw))
-        for r in (0, 90, 180, 270)
-        for m in (False, True)
+
+def _preprocess_cases(
+    wr: _Writer, manifests: _Manifests, frames: dict[str, np.ndarray], prof: Profile
+) -> list[dict[str, Any]]:
+    return [
+        _preprocess_case(wr, manifests, i, spec, frames[spec.frame])
+        for i, spec in enumerate(_preprocess_specs(prof))
     ]
-    pre_specs += [
-        ("landscape", "argb", 270, False, "uint8", None, "NHWC", (mh, mw)),
-        ("landscape", "rgba", 90, True, "int8", INT8_PIXELS, "NHWC", (mh, mw)),
-        (
-            "landscape",
-            "rgba",
-            90,
-            False,
-            "uint8",
-            {"scale": 2.0, "zero_point": 3},
-            "NHWC",
-            (mh, mw),
-        ),
-        ("landscape", "argb", 90, False, "float32", None, "NHWC", (bh, bw)),
-        ("landscape", "rgba", 0, False, "uint8", None, "NCHW", (bh, bw)),
-        ("tiny", "rgba", 90, True, "uint8", None, "NHWC", (24, 32)),
-        ("tiny", "argb", 180, False, "int8", INT8_PIXELS, "NCHW", (5, 3)),
-    ]
-    preprocess = []
-    for i, (fname, fmt, rot, mir, dtype, quant, layout, (h, w)) in enumerate(pre_specs):
-        key = f"{h}x{w}_{dtype}_{layout}_{'q' if quant else 'n'}{i if quant else ''}"
-        # The exporter writes layouts in lower case; one manifest keeps upper case.
-        spelled = layout if i == 0 else layout.lower()
-        m = manifest(key, demo_manifest(h, w, in_dtype=dtype, in_quant=quant, layout=spelled))
-        display = to_display(frames[fname], rot, mir)
-        levels = image_input(display, h, w)[0]
-        tensor = input_tensor(levels, dtype, quant, layout)
-        tag = f"pre{i:02d}_{fname}_r{rot}{'m' if mir else ''}_{fmt}_{dtype}_{layout}"
-        same = tensor.dtype == np.uint8 and tensor.tobytes() == levels.tobytes()
-        preprocess.append(
-            {
-                "name": tag,
-                "frame": fname,
-                "source_format": fmt,
-                "rotation": rot,
-                "mirror": mir,
-                "manifest": m,
-                "levels": wr.array(f"{tag}.levels", levels),
-                # The stored tensor only where it differs from the levels (keeps the set small).
-                "tensor": None if same else wr.array(f"{tag}.tensor", tensor),
-                "display": wr.array(f"{tag}.display", display) if fname == "tiny" else None,
-                "tolerance_levels": 0,
-            }
-        )
 
-    # The end-to-end frame through the model: the output every post-processing case starts from.
-    e2e_display = to_display(e2e_sensor, e2e_rotation, e2e_mirror)
-    e2e_levels = image_input(e2e_display, mh, mw)
-    prob = prob_source(e2e_levels).astype(np.float32)
-    view = e2e_display.shape[:2]
 
-    postprocess = []
-    out_types: list[tuple[str, dict[str, Any] | None]] = [
-        ("float32", None),
-        ("uint8", UINT8_PROB),
-        ("int8", INT8_PROB),
-        ("float16", None),
-    ]
-    for dtype, quant in out_types:
-        m = manifest(f"out_{dtype}", demo_manifest(mh, mw, out_dtype=dtype, out_quant=quant))
+def _preprocess_case(
+    wr: _Writer, manifests: _Manifests, i: int, spec: _PreSpec, frame: np.ndarray
+) -> dict[str, Any]:
+    """Case ``i``: the frame turned upright, its levels and the model input stored from them."""
+    h, w = spec.size
+    dtype, quant, layout = spec.dtype, spec.quant, spec.layout
+    key = f"{h}x{w}_{dtype}_{layout}_{'q' if quant else 'n'}{i if quant else ''}"
+    # The exporter writes layouts in lower case; one manifest keeps upper case.
+    spelled = layout if i == 0 else layout.lower()
+    m = manifests.add(key, demo_manifest(h, w, in_dtype=dtype, in_quant=quant, layout=spelled))
+    display = to_display(frame, spec.rotation, spec.mirror)
+    levels = image_input(display, h, w)[0]
+    tensor = input_tensor(levels, dtype, quant, layout)
+    mirrored = "m" if spec.mirror else ""
+    tag = (
+        f"pre{i:02d}_{spec.frame}_r{spec.rotation}{mirrored}_{spec.source_format}_{dtype}_{layout}"
+    )
+    same = tensor.dtype == np.uint8 and tensor.tobytes() == levels.tobytes()
+    return {
+        "name": tag,
+        "frame": spec.frame,
+        "source_format": spec.source_format,
+        "rotation": spec.rotation,
+        "mirror": spec.mirror,
+        "manifest": m,
+        "levels": wr.array(f"{tag}.levels", levels),
+        # The stored tensor only where it differs from the levels (keeps the set small).
+        "tensor": None if same else wr.array(f"{tag}.tensor", tensor),
+        "display": wr.array(f"{tag}.display", display) if spec.frame == "tiny" else None,
+        "tolerance_levels": 0,
+    }
+
+
+def _postprocess_cases(
+    wr: _Writer,
+    manifests: _Manifests,
+    prob: np.ndarray,
+    views: list[tuple[int, int]],
+    compact: bool,
+) -> list[dict[str, Any]]:
+    """``prob`` as each output type emits it, dequantized, upscaled to each view, as alpha.
+
+    ``views`` is the end-to-end frame's view, then an awkward one.
+    """
+    mh, mw = prob.shape
+    cases = []
+    for dtype, quant in OUT_TYPES:
+        m = manifests.add(f"out_{dtype}", demo_manifest(mh, mw, out_dtype=dtype, out_quant=quant))
         raw = quantize_probability(prob, dtype, quant)
         deq = dequantize(raw, quant)
-        for vh, vw in (view, prof.odd_view):
-            if dtype != "float32" and (vh, vw) == view and profile == "compact":
+        for vh, vw in views:
+            if dtype != "float32" and (vh, vw) == views[0] and compact:
                 continue  # keep the committed set small; the odd view covers these types
             up = resize_probability(deq, vh, vw)
             tag = f"post_{dtype}_{vh}x{vw}"
-            postprocess.append(
+            cases.append(
                 {
                     "name": tag,
                     "manifest": m,
@@ -503,57 +602,40 @@ def generate(
                     "tolerance_alpha_levels": 1,
                 }
             )
+    return cases
 
-    weight = 0.6
+
+def _temporal_case(wr: _Writer, prob: np.ndarray) -> dict[str, Any]:
+    """The EMA over three frames derived from ``prob``."""
     strip = prob[: max(1, prob.shape[0] // 4)]  # the EMA is per pixel: a strip is enough
     seq = [strip, np.roll(strip, 3, axis=1), (strip * np.float32(0.25) + np.float32(0.1))]
     seq = [s.astype(np.float32) for s in seq]
-    temporal = {
+    return {
         "name": "ema",
-        "weight": weight,
+        "weight": EMA_WEIGHT,
         "frames": [wr.array(f"ema_in{i}", s) for i, s in enumerate(seq)],
-        "expected": [wr.array(f"ema_out{i}", s) for i, s in enumerate(smooth(seq, weight))],
+        "expected": [wr.array(f"ema_out{i}", s) for i, s in enumerate(smooth(seq, EMA_WEIGHT))],
         "tolerance_probability": 1e-6,
     }
 
-    frame_index["e2e"]["display"] = wr.array("frame_e2e.display", e2e_display)
-    pipeline = []
+
+def _reference_pipeline_cases(
+    wr: _Writer,
+    manifests: _Manifests,
+    levels: np.ndarray,
+    prob: np.ndarray,
+    view: tuple[int, int],
+    source: str,
+) -> list[dict[str, Any]]:
+    """The end-to-end frame with the reference output, as a float32 and a uint8 model."""
+    cases = []
     for dtype, quant in (("float32", None), ("uint8", UINT8_PROB)):
-        m_key = f"out_{dtype}"
         raw = quantize_probability(prob, dtype, quant)[None, :, :, None]
         up = resize_probability(dequantize(raw[0, :, :, 0], quant), *view)
-        pipeline.append(
-            _pipeline_case(
-                wr,
-                f"e2e_{dtype}",
-                manifests[m_key],
-                e2e_levels[0],
-                input_tensor(e2e_levels[0], "uint8", None),
-                raw,
-                up,
-                prob_source.label,
-            )
-        )
-    for art in artifacts:
-        pipeline.append(_artifact_case(wr, Path(art), e2e_display, manifest))
-
-    index = {
-        "schema": SCHEMA,
-        "generator": "sinet_deploy.android.golden",
-        "profile": profile,
-        "image_source": image_source,
-        "probability_source": prob_source.label,
-        "frames": frame_index,
-        "preprocess": preprocess,
-        "postprocess": postprocess,
-        "temporal": [temporal],
-        "pipeline": pipeline,
-        "manifests": summaries,
-        "e2e": {"frame": "e2e", "rotation": e2e_rotation, "mirror": e2e_mirror},
-    }
-    write_json_atomic(out / "cases.json", index)
-    index["total_bytes"] = wr.bytes + (out / "cases.json").stat().st_size
-    return index
+        tensor = input_tensor(levels, "uint8", None)
+        file = manifests.files[f"out_{dtype}"]
+        cases.append(_pipeline_case(wr, f"e2e_{dtype}", file, levels, tensor, raw, up, source))
+    return cases
 
 
 def _pipeline_case(
@@ -580,7 +662,9 @@ def _pipeline_case(
     }
 
 
-def _artifact_case(wr: _Writer, art: Path, display: np.ndarray, manifest: Any) -> dict[str, Any]:
+def _artifact_case(
+    wr: _Writer, art: Path, display: np.ndarray, manifest: Callable[[str, dict[str, Any]], str]
+) -> dict[str, Any]:
     """A real TFLite artifact run by LiteRT on the end-to-end frame, with its real manifest."""
     m = read_manifest(art)
     summary = manifest_summary(m)
@@ -598,52 +682,3 @@ def _artifact_case(wr: _Writer, art: Path, display: np.ndarray, manifest: Any) -
     return _pipeline_case(
         wr, f"artifact_{art.stem}", file, levels, tensor, raw, up, f"LiteRT running {art.name}"
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sinet_deploy.android.golden OUTDIR``: write the golden set, print a summary."""
-    ap = argparse.ArgumentParser(
-        prog="python -m sinet_deploy.android.golden",
-        description="Golden data for the Android demo's JVM tests.",
-    )
-    ap.add_argument("out", type=Path, help="folder to write (created)")
-    ap.add_argument("--profile", choices=sorted(PROFILES), default="full")
-    ap.add_argument("--shared", type=Path, default=None, help="the ../shared folder")
-    ap.add_argument(
-        "--weights",
-        default=None,
-        help="checkpoint for the reference output (default: the official one in "
-        "--shared); 'none' for a synthetic probability map",
-    )
-    ap.add_argument(
-        "--artifact",
-        type=Path,
-        action="append",
-        default=[],
-        help="a .tflite artifact (manifest beside it) to run with LiteRT; repeatable",
-    )
-    args = ap.parse_args(argv)
-    try:
-        index = generate(
-            args.out,
-            profile=args.profile,
-            shared=args.shared,
-            weights=None if args.weights in (None, "none") else Path(args.weights),
-            reference=args.weights != "none",
-            artifacts=tuple(args.artifact),
-        )
-    except SinetDeployError as exc:
-        print(f"error: {exc.one_line()}", file=sys.stderr)
-        return exc.exit_code
-    counts = {
-        k: len(index[k]) for k in ("preprocess", "postprocess", "temporal", "pipeline", "manifests")
-    }
-    summary = {
-        k: index[k] for k in ("profile", "image_source", "probability_source", "total_bytes")
-    }
-    print(json.dumps({**summary, "cases": counts}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,10 @@
-"""``sinet-deploy android-assets``: the model + manifest the Android demo bundles."""
+"""``sinet-deploy android-assets`` (the model + manifest the Android demo bundles) and
+``sinet-deploy android-golden`` (the golden data its JVM-tested core is checked against)."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +14,9 @@ from sinet_deploy.cli.output import console, print_json
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``android-assets`` to ``app``."""
+    """Add ``android-assets`` and ``android-golden`` to ``app``."""
     app.command("android-assets")(android_assets)
+    app.command("android-golden")(android_golden)
 
 
 def android_assets(
@@ -76,3 +80,41 @@ def _show(assets: Any, as_json: bool) -> None:
         "next: open android_demo/ in Android Studio and press Run, or: cd android_demo && "
         "gradle wrapper --gradle-version 8.9 && ./gradlew installDebug"
     )
+
+
+def android_golden(
+    out: Path = typer.Argument(..., help="Folder to write (created)."),
+    profile: str = typer.Option(
+        "full", "--profile", help="full (real sizes) or compact (small, the committed set)."
+    ),
+    shared: Path = typer.Option(None, "--shared", help="The ../shared folder."),
+    weights: str = typer.Option(
+        None,
+        "--weights",
+        help="Checkpoint for the reference output (default: the official one in --shared); "
+        "'none' for a synthetic probability map.",
+    ),
+    artifact: list[Path] = typer.Option(
+        None,
+        "--artifact",
+        help="A .tflite artifact (manifest beside it) to run with LiteRT; repeatable.",
+    ),
+) -> None:
+    """Golden data for the Android demo's JVM tests (android_demo/jvm-test.sh).
+
+    Writes OUT/cases.json and the arrays and manifests it names; prints a one-line JSON summary.
+
+    Exit codes: 0 ok; 2 unknown profile, or an artifact missing or without its manifest.
+    """
+    from sinet_deploy.android.golden import generate, index_summary
+
+    index = generate(
+        out,
+        profile=profile,
+        shared=shared,
+        weights=None if weights in (None, "none") else Path(weights),
+        reference=weights != "none",
+        artifacts=tuple(artifact or ()),
+    )
+    # One line, so that a caller can prefix or grep it (jvm-test.sh does).
+    sys.stdout.write(json.dumps(index_summary(index)) + "\n")

@@ -185,21 +185,10 @@ def bench(
 
     Exit codes: 0 ok, 2 bad input or device problem, 3 on-device parity below the gate.
     """
-    from sinet_deploy.core.errors import UserInputError
-    from sinet_deploy.device.runner import BenchOptions, run_device_bench
+    from sinet_deploy.device.remote import BenchOptions
+    from sinet_deploy.device.runner import bench_devices, check_local_inputs
 
-    if delegate.lower() not in ("cpu", "xnnpack", "gpu", "nnapi"):
-        raise UserInputError(
-            f"--delegate {delegate} is not one of cpu, xnnpack, gpu, nnapi",
-            hint="e.g. --delegate xnnpack (LiteRT's default CPU path) or --delegate gpu",
-        )
-    if parity and images is None:
-        raise UserInputError(
-            "--parity needs --images DIR",
-            hint="pass a folder of portraits, e.g. --images ../shared/data/calib",
-        )
-    if images is not None and not parity:
-        raise UserInputError("--images is only used with --parity", hint="add --parity")
+    _check_bench_flags(delegate, parity, images)
     opts = BenchOptions(
         artifact=artifact,
         benchmark_binary=benchmark_binary,
@@ -214,29 +203,33 @@ def bench(
         images=images if parity else None,
         weights=weights,
     )
-    from sinet_deploy.device.elf import read_binary
-    from sinet_deploy.device.tensors import check_tflite
-
-    check_tflite(artifact)  # local mistakes before any device is touched
-    read_binary(benchmark_binary)
+    check_local_inputs(opts)  # local mistakes before any device is touched
     adb = _adb(adb_path, adb_host, adb_port)
-    serials = _select(adb, serial)
-    if len(serials) == 1:
-        results = [run_device_bench(adb, serials[0], opts, log=_progress)]
-    else:
-        with ThreadPoolExecutor(max_workers=len(serials)) as pool:
-            results = list(
-                pool.map(lambda s: run_device_bench(adb, s, opts, log=_progress), serials)
-            )
+    results = bench_devices(adb, _select(adb, serial), opts, log=_progress)
     if as_json:
-        slim = [{k: v for k, v in r.items()} for r in results]
-        print_json(slim[0] if len(slim) == 1 else {"results": slim})
+        print_json(results[0] if len(results) == 1 else {"results": results})
     else:
         for r in results:
             _print_bench(r)
-    failed = [r for r in results if r.get("parity") and not r["parity"]["passed"]]
-    if failed:
+    if any(r.get("parity") and not r["parity"]["passed"] for r in results):
         raise typer.Exit(3)
+
+
+def _check_bench_flags(delegate: str, parity: bool, images: Path | None) -> None:
+    from sinet_deploy.core.errors import UserInputError
+
+    if delegate.lower() not in ("cpu", "xnnpack", "gpu", "nnapi"):
+        raise UserInputError(
+            f"--delegate {delegate} is not one of cpu, xnnpack, gpu, nnapi",
+            hint="e.g. --delegate xnnpack (LiteRT's default CPU path) or --delegate gpu",
+        )
+    if parity and images is None:
+        raise UserInputError(
+            "--parity needs --images DIR",
+            hint="pass a folder of portraits, e.g. --images ../shared/data/calib",
+        )
+    if images is not None and not parity:
+        raise UserInputError("--images is only used with --parity", hint="add --parity")
 
 
 def _print_bench(r: dict[str, Any]) -> None:
@@ -352,50 +345,20 @@ def simulate(
     import signal
     import threading
 
-    from sinet_deploy.core.errors import MissingDependencyError, UserInputError
-    from sinet_deploy.device.sim.profile import get_profile
-    from sinet_deploy.device.sim.server import SimulatedDevice
+    from sinet_deploy.device.sim.server import SimulateOptions, start_simulated_device
 
-    try:
-        prof = get_profile(profile, fail)
-    except ValueError as exc:
-        raise UserInputError(str(exc), hint="see `sinet-deploy device simulate --help`") from None
-    try:
-        import ai_edge_litert.interpreter  # noqa: F401 - the stand-in runs models with it
-    except ImportError:
-        raise MissingDependencyError(
-            "the simulated device needs LiteRT (ai-edge-litert) to run models",
-            hint="pip install 'sinet-deploy[tflite]'",
-        ) from None
-    device = SimulatedDevice(prof, port=port, workdir=workdir)
-    try:
-        device.start()
-    except OSError as exc:
-        device.stop()
-        raise UserInputError(
-            f"cannot listen on 127.0.0.1:{port} ({exc.strerror})",
-            hint="pick another --port (or 0 for a free one)",
-        ) from None
+    options = SimulateOptions(port=port, profile=profile, fail=fail, workdir=workdir)
+    device = start_simulated_device(options)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         if connect:
-            adb = _adb(adb_path, adb_host, adb_port)
-            adb.connect(device.serial)
-        line = {
-            "serial": device.serial,
-            "benchmark_binary": str(device.benchmark_binary),
-            "simulated": True,
-            "profile": prof.name,
-            "failure": prof.failure,
-            "abi": prof.abi,
-            "sandbox": str(device.sandbox.root),
-        }
-        sys.stdout.write(json.dumps(line) + "\n")
+            _adb(adb_path, adb_host, adb_port).connect(device.serial)
+        sys.stdout.write(json.dumps(device.describe()) + "\n")
         sys.stdout.flush()
         _progress(
-            f"SIMULATED device listening on {device.serial} (profile {prof.name}, "
-            f"failure {prof.failure}); `adb connect {device.serial}`; Ctrl-C to stop"
+            f"SIMULATED device listening on {device.serial} (profile {device.profile.name}, "
+            f"failure {device.profile.failure}); `adb connect {device.serial}`; Ctrl-C to stop"
         )
         while not stop.wait(0.5):
             pass

@@ -1,5 +1,5 @@
-"""The device side of a run: the per-run folder, the benchmark_model command line, and what
-its exit status and warnings mean.
+"""The device side of a run: what ``device bench`` was asked to do, the per-run folder, the
+benchmark_model command line, and what its exit status and warnings mean.
 
 The folder ``/data/local/tmp/sinet_deploy/run-<time>-<random>`` is private to one run, so
 parallel runs never collide, and removing it (plus the parent when empty) leaves the device as
@@ -14,6 +14,8 @@ import secrets
 import signal
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from sinet_deploy.core.errors import DeviceError
 from sinet_deploy.device.adb import Adb, quote
@@ -26,6 +28,24 @@ DELEGATE_FLAG = {
     "gpu": "--use_gpu=true",
     "nnapi": "--use_nnapi=true",
 }
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What ``device bench`` was asked to do (the CLI's options, checked there)."""
+
+    artifact: Path
+    benchmark_binary: Path
+    threads: int = 1
+    delegate: str = "xnnpack"
+    runs: int = 50
+    warmup: int = 5
+    taskset: str | None = None
+    op_profiling: bool = False
+    require_full_delegation: bool = False
+    keep: bool = False
+    images: Path | None = None
+    weights: str | None = None
 
 
 class RemoteDir:
@@ -117,29 +137,20 @@ def unknown_flag(parsed_unconsumed: list[str], flag: str) -> bool:
     return any(u.startswith(flag + "=") or u == flag for u in parsed_unconsumed)
 
 
-def bench_command(
-    binary: str,
-    model: str,
-    *,
-    threads: int,
-    delegate: str,
-    runs: int,
-    warmup: int,
-    taskset: str | None = None,
-    extra: Sequence[str] = (),
-) -> str:
-    """The shell command for one benchmark_model run (``runs`` timed, exactly: min_secs=0)."""
+def bench_command(binary: str, model: str, opts: BenchOptions, extra: Sequence[str] = ()) -> str:
+    """The shell command for one benchmark_model run of ``model`` with ``opts``' threads,
+    delegate, taskset and run counts (``opts.runs`` timed, exactly: min_secs=0)."""
     flags = [
         f"--graph={quote(model)}",
-        f"--num_threads={threads}",
-        DELEGATE_FLAG[delegate],
-        f"--warmup_runs={warmup}",
-        f"--num_runs={runs}",
+        f"--num_threads={opts.threads}",
+        DELEGATE_FLAG[opts.delegate],
+        f"--warmup_runs={opts.warmup}",
+        f"--num_runs={opts.runs}",
         "--warmup_min_secs=0",
         "--min_secs=0",
         *extra,
     ]
-    prefix = f"taskset {taskset} " if taskset else ""
+    prefix = f"taskset {opts.taskset} " if opts.taskset else ""
     return f"{prefix}{quote(binary)} " + " ".join(flags) + " 2>&1"
 
 

@@ -9,11 +9,11 @@ are: the host CPU running LiteRT, not a phone.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sinet_deploy.core.errors import DeviceError, SinetDeployError
 from sinet_deploy.device.adb import Adb, quote
@@ -22,12 +22,16 @@ from sinet_deploy.device.elf import check_binary_for_device, read_binary
 from sinet_deploy.device.info import DeviceInfo, battery_temperature, read_device_info
 from sinet_deploy.device.remote import (
     DELEGATE_FLAG,
+    BenchOptions,
     RemoteDir,
     bench_command,
     check_run,
     unknown_flag,
 )
 from sinet_deploy.device.tensors import check_tflite
+
+if TYPE_CHECKING:
+    from sinet_deploy.device.parity import ParitySetup
 
 DELEGATES = tuple(DELEGATE_FLAG)
 _DELEGATE_NAME = {"xnnpack": "XNNPACK", "gpu": "GPU", "nnapi": "NNAPI"}
@@ -41,21 +45,20 @@ Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class BenchOptions:
-    """What ``device bench`` was asked to do."""
+class _Target:
+    """One device of a run: how to reach it, what it is, and the run's files on it."""
 
-    artifact: Path
-    benchmark_binary: Path
-    threads: int = 1
-    delegate: str = "xnnpack"
-    runs: int = 50
-    warmup: int = 5
-    taskset: str | None = None
-    op_profiling: bool = False
-    require_full_delegation: bool = False
-    keep: bool = False
-    images: Path | None = None
-    weights: str | None = None
+    adb: Adb
+    serial: str
+    info: DeviceInfo
+    remote: RemoteDir
+    binary: str
+    model: str
+    say: Log
+
+    @property
+    def tag(self) -> str:
+        return " [SIMULATED]" if self.info.simulated else ""
 
 
 def summarize_delegation(requested: str, out: BenchOutput) -> dict[str, Any]:
@@ -89,6 +92,30 @@ def _ms(us: float | None) -> float | None:
     return None if us is None else round(us / 1000.0, 4)
 
 
+def check_local_inputs(opts: BenchOptions) -> None:
+    """The mistakes that need no device: unknown delegate, unusable artifact or binary.
+
+    Raises:
+        DeviceError, ArtifactError: before anything touches (or is left on) a device.
+    """
+    if opts.delegate not in DELEGATES:
+        raise DeviceError(
+            f"unknown delegate {opts.delegate!r}", hint=f"choose one of {', '.join(DELEGATES)}"
+        )
+    check_tflite(opts.artifact)
+    read_binary(opts.benchmark_binary)
+
+
+def bench_devices(
+    adb: Adb, serials: list[str], opts: BenchOptions, log: Log | None = None
+) -> list[dict[str, Any]]:
+    """:func:`run_device_bench` on each device, in parallel when there are several."""
+    if len(serials) == 1:
+        return [run_device_bench(adb, serials[0], opts, log=log)]
+    with ThreadPoolExecutor(max_workers=len(serials)) as pool:
+        return list(pool.map(lambda s: run_device_bench(adb, s, opts, log=log), serials))
+
+
 def run_device_bench(
     adb: Adb, serial: str, opts: BenchOptions, log: Log | None = None
 ) -> dict[str, Any]:
@@ -99,13 +126,8 @@ def run_device_bench(
         ArtifactError, ImageError: bad local inputs, before anything is pushed.
     """
     say = log or (lambda _msg: None)
-    if opts.delegate not in DELEGATES:
-        raise DeviceError(
-            f"unknown delegate {opts.delegate!r}", hint=f"choose one of {', '.join(DELEGATES)}"
-        )
     # Local mistakes first: they need no device and must not leave anything on one.
-    check_tflite(opts.artifact)
-    read_binary(opts.benchmark_binary)
+    check_local_inputs(opts)
     parity_setup = None
     if opts.images is not None:
         from sinet_deploy.device.parity import prepare_parity
@@ -116,53 +138,17 @@ def run_device_bench(
     say(f"{serial}{tag}: {info.label}, Android {info.android}, {info.abi}")
     elf = check_binary_for_device(opts.benchmark_binary, info.abilist)
     _check_taskset(opts.taskset, info)
-
     remote = RemoteDir(adb, serial)
-    result: dict[str, Any] = {}
-    failure: BaseException | None = None
-    try:
-        remote.create()
-        say(f"{serial}{tag}: pushing to {remote.path}")
-        binary = remote.file("benchmark_model")
-        model = remote.file(Path(opts.artifact).name)
-        adb.push(serial, [Path(opts.benchmark_binary)], binary)
-        res = adb.shell(serial, f"chmod 755 {quote(binary)}")
-        if res.rc != 0:
-            raise DeviceError(
-                f"cannot make the benchmark binary executable on {serial}: "
-                f"{(res.err or res.out).strip()[:160]}",
-                hint="check /data/local/tmp permissions",
-            )
-        adb.push(serial, [Path(opts.artifact)], model)
-        result = _timed_run(adb, serial, opts, binary, model, info, say)
-        if parity_setup is not None:
-            from sinet_deploy.device.parity import device_parity
-
-            say(f"{serial}{tag}: on-device parity on {len(parity_setup.images)} image(s)")
-            run = functools.partial(
-                bench_command,
-                binary,
-                model,
-                threads=opts.threads,
-                delegate=opts.delegate,
-                taskset=opts.taskset,
-            )
-            result["parity"] = device_parity(adb, serial, remote, run, parity_setup)
-    except BaseException as exc:
-        failure = exc
-        raise
-    finally:
-        if not opts.keep:
-            problem = remote.remove()
-            if problem is not None:
-                message = (
-                    f"the remote folder {remote.path} could not be removed ({problem}); "
-                    f"remove it with `adb -s {serial} shell rm -rf {remote.path}`"
-                )
-                if isinstance(failure, SinetDeployError):
-                    failure.args = (f"{failure.args[0]}; {message}",)
-                elif failure is None:
-                    result.setdefault("warnings", []).append(message)
+    target = _Target(
+        adb,
+        serial,
+        info,
+        remote,
+        binary=remote.file("benchmark_model"),
+        model=remote.file(Path(opts.artifact).name),
+        say=say,
+    )
+    result = _run_in_remote_dir(target, opts, parity_setup)
     result.update(
         {
             "remote_dir": remote.path,
@@ -175,6 +161,72 @@ def run_device_bench(
         }
     )
     return result
+
+
+def _run_in_remote_dir(
+    target: _Target, opts: BenchOptions, parity_setup: ParitySetup | None
+) -> dict[str, Any]:
+    """Push, time, check parity; the run folder is removed afterwards, failure or not."""
+    result: dict[str, Any] = {}
+    failure: BaseException | None = None
+    try:
+        _push(target, opts)
+        result = _timed_run(target, opts)
+        if parity_setup is not None:
+            result["parity"] = _device_parity(target, opts, parity_setup)
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        if not opts.keep:
+            _remove_remote_dir(target, failure, result)
+    return result
+
+
+def _remove_remote_dir(
+    target: _Target, failure: BaseException | None, result: dict[str, Any]
+) -> None:
+    """Remove the run folder; when that fails, say how to do it by hand (in the error that is
+    on its way up, or as a warning of the result)."""
+    problem = target.remote.remove()
+    if problem is None:
+        return
+    message = (
+        f"the remote folder {target.remote.path} could not be removed ({problem}); "
+        f"remove it with `adb -s {target.serial} shell rm -rf {target.remote.path}`"
+    )
+    if isinstance(failure, SinetDeployError):
+        failure.args = (f"{failure.args[0]}; {message}",)
+    elif failure is None:
+        result.setdefault("warnings", []).append(message)
+
+
+def _push(target: _Target, opts: BenchOptions) -> None:
+    """Create the run folder and push the binary (made executable) and the model into it."""
+    adb, serial = target.adb, target.serial
+    target.remote.create()
+    target.say(f"{serial}{target.tag}: pushing to {target.remote.path}")
+    adb.push(serial, [Path(opts.benchmark_binary)], target.binary)
+    res = adb.shell(serial, f"chmod 755 {quote(target.binary)}")
+    if res.rc != 0:
+        raise DeviceError(
+            f"cannot make the benchmark binary executable on {serial}: "
+            f"{(res.err or res.out).strip()[:160]}",
+            hint="check /data/local/tmp permissions",
+        )
+    adb.push(serial, [Path(opts.artifact)], target.model)
+
+
+def _device_parity(target: _Target, opts: BenchOptions, setup: ParitySetup) -> dict[str, Any]:
+    from sinet_deploy.device.parity import device_parity
+
+    target.say(f"{target.serial}{target.tag}: on-device parity on {len(setup.images)} image(s)")
+
+    def command(*, runs: int, warmup: int, extra: list[str]) -> str:
+        once = replace(opts, runs=runs, warmup=warmup)
+        return bench_command(target.binary, target.model, once, extra)
+
+    return device_parity(target.adb, target.serial, target.remote, command, setup)
 
 
 def _check_taskset(mask: str | None, info: DeviceInfo) -> None:
@@ -193,32 +245,49 @@ def _check_taskset(mask: str | None, info: DeviceInfo) -> None:
         )
 
 
-def _timed_run(
-    adb: Adb, serial: str, opts: BenchOptions, binary: str, model: str, info: DeviceInfo, say: Log
-) -> dict[str, Any]:
+def _timed_run(target: _Target, opts: BenchOptions) -> dict[str, Any]:
+    """The timed benchmark_model run, parsed into the result ``device bench`` reports."""
+    adb, serial, info = target.adb, target.serial, target.info
     extra = ["--enable_op_profiling=true"] if opts.op_profiling else []
     temp_before = battery_temperature(adb, serial)
-    tag = " [SIMULATED]" if info.simulated else ""
-    say(
-        f"{serial}{tag}: running benchmark_model ({opts.delegate}, {opts.threads} thread(s), "
-        f"{opts.warmup} warm-up + {opts.runs} runs)"
+    target.say(
+        f"{serial}{target.tag}: running benchmark_model ({opts.delegate}, {opts.threads} "
+        f"thread(s), {opts.warmup} warm-up + {opts.runs} runs)"
     )
-    command = bench_command(
-        binary,
-        model,
-        threads=opts.threads,
-        delegate=opts.delegate,
-        runs=opts.runs,
-        warmup=opts.warmup,
-        taskset=opts.taskset,
-        extra=extra,
-    )
+    command = bench_command(target.binary, target.model, opts, extra)
     res = adb.shell(serial, command, timeout=900)
     temp_after = battery_temperature(adb, serial)
     text = res.text
     check_run(res.rc, text, "the timed run", serial)
+    out = _parse_output(text, serial)
+    delegation = _check_delegation(out, opts, serial)
+    result: dict[str, Any] = {
+        "simulated": info.simulated,
+        "device": info.to_dict(),
+        "artifact": Path(opts.artifact).name,
+        "delegate": opts.delegate,
+        "threads": opts.threads,
+        "taskset": opts.taskset,
+        **_latency(out, opts),
+        "delegation": delegation,
+        "temperature_c": {"battery_before": temp_before, "battery_after": temp_after},
+        "op_profile": out.op_profile,
+        "benchmark_output_format": out.format,
+        "benchmark_output": text,
+        "parity": None,
+    }
+    if opts.op_profiling and out.op_profile is None:
+        result.setdefault("warnings", []).append(
+            "--op-profiling: benchmark_model printed no operator profile"
+        )
+    if info.simulated:
+        result["note"] = SIMULATED_NOTE
+    return result
+
+
+def _parse_output(text: str, serial: str) -> BenchOutput:
     try:
-        out = parse_benchmark_output(text)
+        return parse_benchmark_output(text)
     except BenchOutputError as exc:
         snippet = " ".join(text.split())[:80]
         raise DeviceError(
@@ -226,6 +295,11 @@ def _timed_run(
             f"its output began: {snippet!r}",
             hint="make sure --benchmark-binary is LiteRT's benchmark_model",
         ) from None
+
+
+def _check_delegation(out: BenchOutput, opts: BenchOptions, serial: str) -> dict[str, Any]:
+    """The delegation summary; an error when the binary does not know the delegate's flag, or
+    when ``require_full_delegation`` is set and the delegate left ops to the CPU."""
     if opts.delegate != "cpu" and unknown_flag(
         out.unconsumed_flags, DELEGATE_FLAG[opts.delegate].split("=")[0]
     ):
@@ -242,15 +316,14 @@ def _timed_run(
             + ")",
             hint="drop --require-full-delegation to measure with CPU fallback",
         )
+    return delegation
+
+
+def _latency(out: BenchOutput, opts: BenchOptions) -> dict[str, Any]:
+    """Run counts and timings in milliseconds (the median from the tool's own statistics)."""
     stats = out.inference
     median_ms = out.median_us / 1000.0
-    result: dict[str, Any] = {
-        "simulated": info.simulated,
-        "device": info.to_dict(),
-        "artifact": Path(opts.artifact).name,
-        "delegate": opts.delegate,
-        "threads": opts.threads,
-        "taskset": opts.taskset,
+    return {
         "runs": stats.count if stats else opts.runs,
         "warmup_runs": opts.warmup,
         "median_ms": round(median_ms, 4),
@@ -265,17 +338,4 @@ def _timed_run(
         "init_ms": _ms(out.init_us),
         "first_inference_ms": _ms(out.first_us),
         "warmup_mean_ms": _ms(out.warmup_avg_us),
-        "delegation": delegation,
-        "temperature_c": {"battery_before": temp_before, "battery_after": temp_after},
-        "op_profile": out.op_profile,
-        "benchmark_output_format": out.format,
-        "benchmark_output": text,
-        "parity": None,
     }
-    if opts.op_profiling and out.op_profile is None:
-        result.setdefault("warnings", []).append(
-            "--op-profiling: benchmark_model printed no operator profile"
-        )
-    if info.simulated:
-        result["note"] = SIMULATED_NOTE
-    return result

@@ -10,6 +10,7 @@ contract we do not know.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,26 +113,62 @@ def _with_layout(spec: TensorSpec, layout: str) -> TensorSpec:
     return TensorSpec(spec.name, spec.shape, spec.dtype, layout, spec.quantization)
 
 
-def quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """Float (or uint8 pixel values) → the tensor's dtype, with its scale/zero point if any."""
-    dtype = np.dtype(spec.dtype)
-    if spec.quantization is None or spec.quantization[0] == 0.0:
+def quantization_from_manifest(quant: Mapping[str, Any] | None) -> tuple[float, int] | None:
+    """A manifest's ``{"scale", "zero_point"}`` as ``(scale, zero_point)``; ``None`` stays.
+
+    A per-tensor value written as a one-element list is taken as the value.
+    """
+    if quant is None:
+        return None
+    scale, zero = quant["scale"], quant.get("zero_point", 0)
+    scale = scale[0] if isinstance(scale, list) else scale
+    zero = zero[0] if isinstance(zero, list) else zero
+    return float(scale), int(zero)
+
+
+def quantize_affine(
+    x: np.ndarray, dtype: str | np.dtype[Any], quantization: tuple[float, int] | None
+) -> np.ndarray:
+    """Values → ``dtype``: ``rint(x / scale) + zero_point``, clamped, when quantized.
+
+    Without quantization (or with scale 0) float values are rounded and clamped into an integer
+    ``dtype``; anything else is cast.
+    """
+    dtype = np.dtype(dtype)
+    if quantization is None or quantization[0] == 0.0:
         if np.issubdtype(dtype, np.integer) and not np.issubdtype(np.asarray(x).dtype, np.integer):
             info = np.iinfo(dtype)
             return np.clip(np.rint(x), info.min, info.max).astype(dtype)
         return np.asarray(x).astype(dtype, copy=False)
-    scale, zero = spec.quantization
+    scale, zero = quantization
     info = np.iinfo(dtype)
-    q = np.rint(np.asarray(x, dtype=np.float64) / scale + zero)
+    # TFLite stores the scale as float32 and its kernels compute zero_point + round(x / scale):
+    # rounding *before* adding the zero point decides exact .5 ties on x / scale itself (an
+    # odd zero point would flip them otherwise). The Android demo's Kotlin core does the same,
+    # and its committed golden data depends on it.
+    q = np.rint(np.asarray(x, dtype=np.float64) / float(np.float32(scale))) + zero
     return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize_affine(y: np.ndarray, quantization: tuple[float, int] | None) -> np.ndarray:
+    """Values as float32: ``(q - zero_point) * scale`` when quantized (scale as float32)."""
+    if quantization is None or quantization[0] == 0.0:
+        return np.asarray(y, dtype=np.float32)
+    scale, zero = quantization
+    # For 8- and 16-bit q the product of (q - zero_point) and a float32 scale is exact in
+    # float64, so its one rounding to float32 is what a float32 multiply (TFLite, Kotlin) gives.
+    centred = np.asarray(y, dtype=np.float64) - zero
+    return (centred * float(np.float32(scale))).astype(np.float32)
+
+
+def quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Float (or uint8 pixel values) → the tensor's dtype, with its scale/zero point if any."""
+    return quantize_affine(x, spec.dtype, spec.quantization)
 
 
 def dequantize(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """The tensor's values as float32 (``(q - zero_point) * scale`` when quantized)."""
-    if spec.quantization is None or spec.quantization[0] == 0.0:
-        return np.asarray(y, dtype=np.float32)
-    scale, zero = spec.quantization
-    return ((np.asarray(y, dtype=np.float64) - zero) * scale).astype(np.float32)
+    return dequantize_affine(y, spec.quantization)
 
 
 def _softmax_fg(logits: np.ndarray, axis: int) -> np.ndarray:

@@ -131,28 +131,26 @@ def test_compact_set_is_consistent_and_small(tmp_path: Path) -> None:
     assert np.array_equal(levels, image_input(display, 64, 64).ravel())
 
 
-def test_main_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert ag.main([str(tmp_path / "g"), "--profile", "compact", "--weights", "none"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+def test_cli_prints_a_summary(tmp_path: Path, cli: Any) -> None:
+    res = cli("android-golden", tmp_path / "g", "--profile", "compact", "--weights", "none")
+    assert res.code == 0
+    summary = json.loads(res.out)
     assert summary["profile"] == "compact" and summary["cases"]["preprocess"] == 15
 
 
-def test_main_reports_a_missing_artifact_in_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code = ag.main(
-        [
-            str(tmp_path / "g"),
-            "--profile",
-            "compact",
-            "--weights",
-            "none",
-            "--artifact",
-            str(tmp_path / "nope.tflite"),
-        ]
+def test_cli_reports_a_missing_artifact_in_one_line(tmp_path: Path, cli: Any) -> None:
+    res = cli(
+        "android-golden",
+        tmp_path / "g",
+        "--profile",
+        "compact",
+        "--weights",
+        "none",
+        "--artifact",
+        tmp_path / "nope.tflite",
     )
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "nope" in err
+    err = res.err.strip()
+    assert res.code == 2 and len(err.splitlines()) == 1 and "nope" in err
 
 
 def test_committed_fallback_matches_the_generator(tmp_path: Path) -> None:
@@ -165,8 +163,7 @@ def test_committed_fallback_matches_the_generator(tmp_path: Path) -> None:
     need(SHARED_WEIGHTS)
     if not (COMMITTED / "cases.json").is_file():
         pytest.fail(
-            f"{COMMITTED} is missing: run python -m sinet_deploy.android.golden "
-            f"{COMMITTED} --profile compact"
+            f"{COMMITTED} is missing: run sinet-deploy android-golden {COMMITTED} --profile compact"
         )
     fresh = tmp_path / "fresh"
     ag.generate(fresh, profile="compact", shared=SHARED, weights=SHARED_WEIGHTS)

@@ -17,10 +17,13 @@ import tempfile
 import threading
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from sinet_deploy.core.errors import MissingDependencyError, UserInputError
 from sinet_deploy.device.sim import protocol as p
-from sinet_deploy.device.sim.profile import DeviceProfile
+from sinet_deploy.device.sim.profile import DeviceProfile, get_profile
 from sinet_deploy.device.sim.sandbox import Sandbox
 from sinet_deploy.device.sim.services import SyncService, run_shell_service
 from sinet_deploy.device.sim.shell import Shell
@@ -255,6 +258,18 @@ class SimulatedDevice:
         """The serial ``adb connect`` gives this device."""
         return f"{self._host}:{self.port}"
 
+    def describe(self) -> dict[str, Any]:
+        """Serial, stand-in binary, profile, failure mode, ABI and sandbox folder."""
+        return {
+            "serial": self.serial,
+            "benchmark_binary": str(self.benchmark_binary),
+            "simulated": True,
+            "profile": self.profile.name,
+            "failure": self.profile.failure,
+            "abi": self.profile.abi,
+            "sandbox": str(self.sandbox.root),
+        }
+
     def banner(self) -> bytes:
         props = self.profile.props
         parts = [
@@ -310,3 +325,43 @@ class SimulatedDevice:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class SimulateOptions:
+    """What ``device simulate`` was asked for: port (0: a free one), profile, failure mode,
+    and the folder for the sandbox and stand-in (``None``: a temporary one)."""
+
+    port: int = 0
+    profile: str = "current"
+    fail: str = "none"
+    workdir: Path | None = None
+
+
+def start_simulated_device(opts: SimulateOptions) -> SimulatedDevice:
+    """A started :class:`SimulatedDevice` for ``opts``; the caller stops it.
+
+    Raises:
+        UserInputError: an unknown profile or failure mode, or a port that cannot be bound.
+        MissingDependencyError: LiteRT, which the stand-in runs models with, is missing.
+    """
+    try:
+        profile = get_profile(opts.profile, opts.fail)
+    except ValueError as exc:
+        raise UserInputError(str(exc), hint="see `sinet-deploy device simulate --help`") from None
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401 - the stand-in runs models with it
+    except ImportError:
+        raise MissingDependencyError(
+            "the simulated device needs LiteRT (ai-edge-litert) to run models",
+            hint="pip install 'sinet-deploy[tflite]'",
+        ) from None
+    device = SimulatedDevice(profile, port=opts.port, workdir=opts.workdir)
+    try:
+        return device.start()
+    except OSError as exc:
+        device.stop()
+        raise UserInputError(
+            f"cannot listen on 127.0.0.1:{opts.port} ({exc.strerror})",
+            hint="pick another --port (or 0 for a free one)",
+        ) from None

@@ -230,31 +230,128 @@ def run_standin(argv: list[str], shell: Shell) -> tuple[bytes, bytes, int]:
     return out, log.text(), rc
 
 
-def _run(args: list[str], shell: Shell, log: _Log) -> tuple[bytes, int]:
-    import numpy as np
+class _Failed(Exception):
+    """The tool logs these errors, then "Benchmarking failed.", and exits 1."""
 
+    def __init__(self, *errors: str) -> None:
+        super().__init__(*errors)
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The run's parameters: the flags given, else each vintage's defaults."""
+
+    vintage: str
+    graph: str
+    num_threads: int
+    num_runs: int
+    warmup_runs: int
+    min_secs: float
+    warmup_min_secs: float
+    max_secs: float
+    use_gpu: bool
+    use_nnapi: bool
+    use_xnnpack: bool
+    explicit_xnnpack: bool
+    require_full_delegation: bool
+    op_profiling: bool
+    output_filepath: str | None
+
+
+def _settings(flags: dict[str, Any], vintage: str) -> _Settings:
+    return _Settings(
+        vintage=vintage,
+        graph=flags.get("graph", ""),
+        num_threads=flags.get("num_threads", 1 if vintage != "current" else -1),
+        num_runs=flags.get("num_runs", 50),
+        warmup_runs=flags.get("warmup_runs", 1),
+        min_secs=flags.get("min_secs", 1.0),
+        warmup_min_secs=flags.get("warmup_min_secs", 0.5),
+        max_secs=flags.get("max_secs", 150.0),
+        use_gpu=flags.get("use_gpu", False),
+        use_nnapi=flags.get("use_nnapi", False),
+        # Current builds apply XNNPACK by default; TF 2.4-era builds did so only when asked.
+        use_xnnpack=flags.get("use_xnnpack", vintage == "current"),
+        explicit_xnnpack=flags.get("use_xnnpack", False),
+        require_full_delegation=bool(flags.get("require_full_delegation")),
+        op_profiling=bool(flags.get("enable_op_profiling")),
+        output_filepath=flags.get("output_filepath"),
+    )
+
+
+@dataclass(frozen=True)
+class _InputLayers:
+    """``--input_layer``, ``--input_layer_shape`` and ``--input_layer_value_files``, split."""
+
+    names: list[str]
+    shapes: list[str]
+    files: dict[str, str]
+
+
+def _run(args: list[str], shell: Shell, log: _Log) -> tuple[bytes, int]:
     profile = shell.profile
-    vintage = profile.bench_format
     try:
-        flags, unconsumed = _parse_flags(args, vintage)
+        flags, unconsumed = _parse_flags(args, profile.bench_format)
     except ValueError as exc:
         log.error(f"Failed to parse the flag: {exc}")
         return b"", 1
     log.info("STARTING!")
     if unconsumed:
         log.warn("Unconsumed cmdline flags: " + " ".join(unconsumed))
-
     if profile.failure == "garbage":
         junk = bytes((i * 37 + 11) % 256 for i in range(300))
         return junk + b"\ncount=?? Inference timings in us: Init: n/a\n", 0
+    try:
+        return _benchmark(flags, shell, log)
+    except _Failed as failed:
+        for error in failed.errors:
+            log.error(error)
+        log.error("Benchmarking failed.")
+        return b"", 1
 
-    num_threads = flags.get("num_threads", 1 if vintage != "current" else -1)
-    num_runs = flags.get("num_runs", 50)
-    warmup_runs = flags.get("warmup_runs", 1)
-    min_secs = flags.get("min_secs", 1.0)
-    warmup_min_secs = flags.get("warmup_min_secs", 0.5)
-    max_secs = flags.get("max_secs", 150.0)
-    graph = flags.get("graph", "")
+
+def _benchmark(flags: dict[str, Any], shell: Shell, log: _Log) -> tuple[bytes, int]:
+    """The tool's run after its flags are read: load, delegate, feed, time, write the output."""
+    s = _settings(flags, shell.profile.bench_format)
+    _log_parameters(flags, s, log)
+    layers = _input_layers(flags)
+    if shell.profile.failure == "crash":
+        log.info(f"Loaded model {s.graph}")
+        return b"", 139  # the shell reports SIGSEGV as 128 + 11
+    model_bytes = _read_model(shell, s.graph)
+    t0 = time.perf_counter()
+    interp = _interpreter(model_bytes, s, log)
+    _resize_inputs(interp, layers, log)
+    interp.allocate_tensors()
+    init_us = int((time.perf_counter() - t0) * 1e6)
+    if s.use_xnnpack:
+        _log_xnnpack(interp, s, log)
+    _log_unsupported_delegates(s, log)
+    _set_inputs(interp, layers, shell)
+    _log_session(len(model_bytes), init_us, s.vintage, log)
+    _time_runs(interp, s, init_us, log)
+    if s.op_profiling:
+        # LiteRT's Python interpreter has no op profiler, so the stand-in cannot print the
+        # real per-operator tables; it says so instead of inventing numbers.
+        log.info(
+            "Operator-wise profiling is not available in the SIMULATED benchmark_model "
+            "(LiteRT's Python API has no op profiler)."
+        )
+    if s.output_filepath:
+        _write_output(interp, s.output_filepath, shell, log)
+    return b"", 0
+
+
+def _log_parameters(flags: dict[str, Any], s: _Settings, log: _Log) -> None:
+    """The parameter lines: the flags given (legacy builds list every one, with defaults)."""
+    defaults = {
+        "num_runs": 50,
+        "min_secs": 1,
+        "warmup_runs": 1,
+        "warmup_min_secs": 0.5,
+        "num_threads": 1,
+    }
     for label, key in (
         ("Min num runs", "num_runs"),
         ("Min runs duration (seconds)", "min_secs"),
@@ -262,248 +359,242 @@ def _run(args: list[str], shell: Shell, log: _Log) -> tuple[bytes, int]:
         ("Min warmup runs", "warmup_runs"),
         ("Min warmup runs duration (seconds)", "warmup_min_secs"),
     ):
-        if key in flags or vintage == "legacy":
-            value = flags.get(
-                key,
-                {
-                    "num_runs": 50,
-                    "min_secs": 1,
-                    "warmup_runs": 1,
-                    "warmup_min_secs": 0.5,
-                    "num_threads": 1,
-                }[key],
-            )
+        if key in flags or s.vintage == "legacy":
+            value = flags.get(key, defaults[key])
             log.info(f"{label}: [{_fmt_g(value) if isinstance(value, float) else value}]")
-    log.info(f"Graph: [{graph}]")
-    if not graph:
-        log.error("Please specify the name of your TF Lite input file with --graph")
-        log.error("Benchmarking failed.")
-        return b"", 1
+    log.info(f"Graph: [{s.graph}]")
+    if not s.graph:
+        raise _Failed("Please specify the name of your TF Lite input file with --graph")
 
-    names = [n for n in flags.get("input_layer", "").split(",") if n]
-    shapes = [s for s in flags.get("input_layer_shape", "").split(":") if s]
+
+def _input_layers(flags: dict[str, Any]) -> _InputLayers:
+    """The input flags, checked the way benchmark_tflite_model.cc checks them."""
+    layer_flag = flags.get("input_layer", "")
+    shape_flag = flags.get("input_layer_shape", "")
+    names = [n for n in layer_flag.split(",") if n]
+    shapes = [s for s in shape_flag.split(":") if s]
     if len(names) != len(shapes):
-        log.error(
-            f"The number of items in --input_layer_shape ({flags.get('input_layer_shape', '')}, "
+        raise _Failed(
+            f"The number of items in --input_layer_shape ({shape_flag}, "
             f"with {len(shapes)} items) must match the number of items in --input_layer "
-            f"({flags.get('input_layer', '')}, with {len(names)} items). For example "
+            f"({layer_flag}, with {len(names)} items). For example "
             "--input_layer=input1,input2 --input_layer_shape=1,224,224,4:1,20"
         )
-        log.error("Benchmarking failed.")
-        return b"", 1
     files: dict[str, str] = {}
     for item in [v for v in flags.get("input_layer_value_files", "").split(",") if v]:
+        # A name containing ':' is written with '::'.
         parts = item.replace("::", "\0").split(":")
         if len(parts) != 2:
-            log.error(f"Wrong input value file item specified: {item}")
-            log.error("Benchmarking failed.")
-            return b"", 1
+            raise _Failed(f"Wrong input value file item specified: {item}")
         name = parts[0].replace("\0", ":")
         if name not in names:
             raise _Abort(
                 f"Cannot find the corresponding input_layer name({name}) in "
-                f"--input_layer as {flags.get('input_layer', '')}"
+                f"--input_layer as {layer_flag}"
             )
         files[name] = parts[1].replace("\0", ":")
+    return _InputLayers(names, shapes, files)
 
-    if profile.failure == "crash":
-        log.info(f"Loaded model {graph}")
-        return b"", 139  # the shell reports SIGSEGV as 128 + 11
 
+def _read_model(shell: Shell, graph: str) -> bytes:
     try:
-        host_graph = shell.sandbox.host_path(graph, shell.cwd)
-        model_bytes = host_graph.read_bytes()
+        return shell.sandbox.host_path(graph, shell.cwd).read_bytes()
     except OSError:
-        log.error(f"Could not open '{graph}'.")
-        log.error(f"Failed to mmap model {graph}")
-        log.error("Benchmarking failed.")
-        return b"", 1
+        raise _Failed(f"Could not open '{graph}'.", f"Failed to mmap model {graph}") from None
 
+
+def _interpreter(model_bytes: bytes, s: _Settings, log: _Log) -> Any:
+    """LiteRT's interpreter for the model, with XNNPACK applied or not, and the load lines."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    use_gpu = flags.get("use_gpu", False)
-    use_nnapi = flags.get("use_nnapi", False)
-    # Current builds apply XNNPACK by default; TF 2.4-era builds did so only when asked.
-    xnnpack_default = vintage == "current"
-    use_xnnpack = flags.get("use_xnnpack", xnnpack_default)
-    explicit_xnnpack = flags.get("use_xnnpack", False)
-    t0 = time.perf_counter()
     try:
         interp = Interpreter(
             model_content=model_bytes,
-            num_threads=num_threads if num_threads > 0 else None,
+            num_threads=s.num_threads if s.num_threads > 0 else None,
             experimental_op_resolver_type=(
                 OpResolverType.AUTO
-                if use_xnnpack
+                if s.use_xnnpack
                 else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
             ),
         )
     except (ValueError, RuntimeError) as exc:
-        log.error(f"The model is not a valid Flatbuffer buffer ({str(exc).splitlines()[0]})")
-        log.error(f"Failed to mmap model {graph}")
-        log.error("Benchmarking failed.")
-        return b"", 1
-    if vintage != "legacy":
-        log.info(f"#threads used for CPU inference: [{num_threads}]")
-    if explicit_xnnpack:
+        raise _Failed(
+            f"The model is not a valid Flatbuffer buffer ({str(exc).splitlines()[0]})",
+            f"Failed to mmap model {s.graph}",
+        ) from None
+    if s.vintage != "legacy":
+        log.info(f"#threads used for CPU inference: [{s.num_threads}]")
+    if s.explicit_xnnpack:
         log.info("Use xnnpack: [1]")
-    log.info(f"Loaded model {graph}")
-    if vintage == "legacy":
+    log.info(f"Loaded model {s.graph}")
+    if s.vintage == "legacy":
         log.info("resolved reporter")
+    return interp
 
+
+def _resize_inputs(interp: Any, layers: _InputLayers, log: _Log) -> None:
+    """Check the named inputs against the model and resize those given another shape."""
     inputs = interp.get_input_details()
-    if names and len(names) != len(inputs):
-        raise _Abort(f"Inputs mismatch: Model inputs #:{len(names)} expected: {len(inputs)}")
-    for j, name in enumerate(names):
-        shape = [int(x) for x in shapes[j].split(",")]
-        if name != inputs[j]["name"]:
+    if layers.names and len(layers.names) != len(inputs):
+        raise _Abort(f"Inputs mismatch: Model inputs #:{len(layers.names)} expected: {len(inputs)}")
+    for j, name in enumerate(layers.names):
+        detail = inputs[j]
+        shape = [int(x) for x in layers.shapes[j].split(",")]
+        if name != detail["name"]:
             log.warn(
-                f"Tensor # {inputs[j]['index']} is named {inputs[j]['name']} but flags "
-                f"call it {name}"
+                f"Tensor # {detail['index']} is named {detail['name']} but flags call it {name}"
             )
-        if len(shape) != len(inputs[j]["shape"]):
-            log.error(
-                f"Input tensor #{inputs[j]['index']} should have "
-                f"{len(inputs[j]['shape'])} dimensions!"
+        if len(shape) != len(detail["shape"]):
+            raise _Failed(
+                f"Input tensor #{detail['index']} should have {len(detail['shape'])} dimensions!"
             )
-            log.error("Benchmarking failed.")
-            return b"", 1
-        if list(inputs[j]["shape"]) != shape:
-            interp.resize_tensor_input(inputs[j]["index"], shape)
-    interp.allocate_tensors()
-    init_us = int((time.perf_counter() - t0) * 1e6)
+        if list(detail["shape"]) != shape:
+            interp.resize_tensor_input(detail["index"], shape)
 
-    if use_xnnpack:
-        replaced, total, kernels, partitions = _delegate_coverage(interp._get_ops_details())
-        log.info("Created TensorFlow Lite XNNPACK delegate for CPU.")
-        if explicit_xnnpack:
-            log.info("XNNPACK delegate created.")
-        if kernels:
-            log.info(
-                f"Replacing {replaced} out of {total} node(s) with delegate "
-                f"(TfLiteXNNPackDelegate) node, yielding {partitions} partitions for the "
-                "whole graph."
-            )
-        if explicit_xnnpack:
-            full = kernels == 1 and replaced == total
-            if flags.get("require_full_delegation") and not full:
-                log.error("Disallowed CPU fallback detected.")
-                log.error("Benchmarking failed.")
-                return b"", 1
-            if full:
-                log.info(
-                    "Explicitly applied XNNPACK delegate, and the model graph will be "
-                    "completely executed by the delegate."
-                )
-            elif kernels:
-                log.info(
-                    "Explicitly applied XNNPACK delegate, and the model graph will be "
-                    f"partially executed by the delegate w/ {kernels} delegate kernels."
-                )
-            else:
-                log.info(
-                    "Though XNNPACK delegate is explicitly applied, the model graph will "
-                    "not be executed by the delegate."
-                )
+
+def _log_xnnpack(interp: Any, s: _Settings, log: _Log) -> None:
+    """What the XNNPACK delegate took; with ``--use_xnnpack=true``, how much of the graph."""
+    replaced, total, kernels, partitions = _delegate_coverage(interp._get_ops_details())
+    log.info("Created TensorFlow Lite XNNPACK delegate for CPU.")
+    if s.explicit_xnnpack:
+        log.info("XNNPACK delegate created.")
+    if kernels:
+        log.info(
+            f"Replacing {replaced} out of {total} node(s) with delegate "
+            f"(TfLiteXNNPackDelegate) node, yielding {partitions} partitions for the "
+            "whole graph."
+        )
+    if not s.explicit_xnnpack:
+        return
+    full = kernels == 1 and replaced == total
+    if s.require_full_delegation and not full:
+        raise _Failed("Disallowed CPU fallback detected.")
+    if full:
+        log.info(
+            "Explicitly applied XNNPACK delegate, and the model graph will be "
+            "completely executed by the delegate."
+        )
+    elif kernels:
+        log.info(
+            "Explicitly applied XNNPACK delegate, and the model graph will be "
+            f"partially executed by the delegate w/ {kernels} delegate kernels."
+        )
+    else:
+        log.info(
+            "Though XNNPACK delegate is explicitly applied, the model graph will "
+            "not be executed by the delegate."
+        )
+
+
+def _log_unsupported_delegates(s: _Settings, log: _Log) -> None:
     # This host has neither a phone GPU nor NNAPI: say so the way the real tool does on a
     # platform without them, and run on the CPU (the runner reports "not applied").
-    if use_gpu:
+    if s.use_gpu:
         log.warn("GPU acceleration is unsupported on this platform.")
-    if use_nnapi:
+    if s.use_nnapi:
         log.warn("NNAPI acceleration is unsupported on this platform.")
-    if (use_gpu or use_nnapi) and flags.get("require_full_delegation"):
-        log.error("Disallowed CPU fallback detected.")
-        log.error("Benchmarking failed.")
-        return b"", 1
+    if (s.use_gpu or s.use_nnapi) and s.require_full_delegation:
+        raise _Failed("Disallowed CPU fallback detected.")
+
+
+def _set_inputs(interp: Any, layers: _InputLayers, shell: Shell) -> None:
+    """Each input from its ``--input_layer_value_files`` file, else random values."""
+    import numpy as np
 
     rng = np.random.default_rng(0)
-    inputs = interp.get_input_details()
-    for j, detail in enumerate(inputs):
-        name = names[j] if j < len(names) else detail["name"]
-        if name in files:
-            try:
-                raw = shell.sandbox.host_path(files[name], shell.cwd).read_bytes()
-            except OSError:
-                raise _Abort(f"Failed to read the input_layer_value_file:{files[name]}") from None
-            expected = int(np.prod(detail["shape"])) * np.dtype(detail["dtype"]).itemsize
-            if len(raw) != expected:
-                raise _Abort(
-                    f"The size of {files[name]} is {len(raw)} bytes. It should be {expected} bytes."
-                )
-            value = np.frombuffer(raw, dtype=detail["dtype"]).reshape(detail["shape"])
+    for j, detail in enumerate(interp.get_input_details()):
+        name = layers.names[j] if j < len(layers.names) else detail["name"]
+        if name in layers.files:
+            value = _read_input_file(layers.files[name], detail, shell)
         else:
             value = _random_input(detail["dtype"], detail["shape"], rng)
         interp.set_tensor(detail["index"], value)
 
-    size_mb = len(model_bytes) / 1e6
+
+def _read_input_file(path: str, detail: dict[str, Any], shell: Shell) -> np.ndarray:
+    import numpy as np
+
+    try:
+        raw = shell.sandbox.host_path(path, shell.cwd).read_bytes()
+    except OSError:
+        raise _Abort(f"Failed to read the input_layer_value_file:{path}") from None
+    expected = int(np.prod(detail["shape"])) * np.dtype(detail["dtype"]).itemsize
+    if len(raw) != expected:
+        raise _Abort(f"The size of {path} is {len(raw)} bytes. It should be {expected} bytes.")
+    return np.frombuffer(raw, dtype=detail["dtype"]).reshape(detail["shape"])
+
+
+def _log_session(model_size: int, init_us: int, vintage: str, log: _Log) -> None:
     if vintage != "legacy":
-        log.info(f"The input model file size (MB): {_fmt_g(size_mb)}")
+        log.info(f"The input model file size (MB): {_fmt_g(model_size / 1e6)}")
     log.info(
         f"Initialized session in {_fmt_g(init_us / 1000)}ms" + ("." if vintage != "legacy" else "")
     )
 
-    def loop(min_runs: int, min_s: float) -> list[int]:
-        samples: list[int] = []
-        start = time.perf_counter()
-        while True:
-            elapsed = time.perf_counter() - start
-            if (len(samples) >= min_runs and elapsed >= min_s) or elapsed > max_secs:
-                break
-            t = time.perf_counter()
-            interp.invoke()
-            samples.append(max(1, int((time.perf_counter() - t) * 1e6)))
-        return samples
 
-    tail = " but terminate if exceeding 150 seconds." if vintage != "legacy" else ""
-    pct = vintage == "current"
+def _invoke_until(interp: Any, min_runs: int, min_s: float, max_secs: float) -> list[int]:
+    """Invoke until ``min_runs`` runs and ``min_s`` seconds (or ``max_secs``); each run's us."""
+    samples: list[int] = []
+    start = time.perf_counter()
+    while True:
+        elapsed = time.perf_counter() - start
+        if (len(samples) >= min_runs and elapsed >= min_s) or elapsed > max_secs:
+            break
+        t = time.perf_counter()
+        interp.invoke()
+        samples.append(max(1, int((time.perf_counter() - t) * 1e6)))
+    return samples
+
+
+def _time_runs(interp: Any, s: _Settings, init_us: int, log: _Log) -> None:
+    """The warm-up and timed loops, each with its statistics line, then the summary line."""
+    tail = " but terminate if exceeding 150 seconds." if s.vintage != "legacy" else ""
+    pct = s.vintage == "current"
     log.info(
-        f"Running benchmark for at least {warmup_runs} iterations and at least "
-        f"{_fmt_g(warmup_min_secs)} seconds{tail}"
+        f"Running benchmark for at least {s.warmup_runs} iterations and at least "
+        f"{_fmt_g(s.warmup_min_secs)} seconds{tail}"
     )
-    warm = loop(warmup_runs, warmup_min_secs)
+    warm = _invoke_until(interp, s.warmup_runs, s.warmup_min_secs, s.max_secs)
     log.info(_stat_line(warm, pct))
     log.lines.append("")
     log.info(
-        f"Running benchmark for at least {num_runs} iterations and at least "
-        f"{_fmt_g(min_secs)} seconds{tail}"
+        f"Running benchmark for at least {s.num_runs} iterations and at least "
+        f"{_fmt_g(s.min_secs)} seconds{tail}"
     )
-    runs = loop(num_runs, min_secs)
+    runs = _invoke_until(interp, s.num_runs, s.min_secs, s.max_secs)
     log.info(_stat_line(runs, pct))
     log.lines.append("")
+    log.info(_timings_line(warm, runs, init_us, s.vintage))
 
+
+def _timings_line(warm: list[int], runs: list[int], init_us: int, vintage: str) -> str:
     def avg(xs: list[int]) -> float:
         return sum(xs) / len(xs) if xs else 0.0
 
     if vintage == "legacy":
-        log.info(
+        return (
             f"Average inference timings in us: Warmup: {_fmt_g(avg(warm))}, "
             f"Init: {init_us}, no stats: {_fmt_g(avg(runs))}"
         )
-    else:
-        first = warm[0] if warm else (runs[0] if runs else 0)
-        log.info(
-            f"Inference timings in us: Init: {init_us}, First inference: {first}, "
-            f"Warmup (avg): {_fmt_g(avg(warm))}, Inference (avg): {_fmt_g(avg(runs))}"
-        )
-    if flags.get("enable_op_profiling"):
-        # LiteRT's Python interpreter has no op profiler, so the stand-in cannot print the
-        # real per-operator tables; it says so instead of inventing numbers.
-        log.info(
-            "Operator-wise profiling is not available in the SIMULATED benchmark_model "
-            "(LiteRT's Python API has no op profiler)."
-        )
+    first = warm[0] if warm else (runs[0] if runs else 0)
+    return (
+        f"Inference timings in us: Init: {init_us}, First inference: {first}, "
+        f"Warmup (avg): {_fmt_g(avg(warm))}, Inference (avg): {_fmt_g(avg(runs))}"
+    )
 
-    out_path = flags.get("output_filepath")
-    if out_path:
-        try:
-            host_out = shell.sandbox.check_writable(out_path, shell.cwd)
-            data = b"".join(
-                np.ascontiguousarray(interp.get_tensor(d["index"])).tobytes()
-                for d in interp.get_output_details()
-            )
-            if len(data) > shell.sandbox.free_bytes():
-                raise OSError(28, "No space left on device")
-            host_out.write_bytes(data)
-        except OSError:
-            log.error(f"Failed to write the output file {out_path}")
-    return b"", 0
+
+def _write_output(interp: Any, out_path: str, shell: Shell, log: _Log) -> None:
+    """``--output_filepath``: every output tensor's bytes, in order; a failure is logged only."""
+    import numpy as np
+
+    try:
+        host_out = shell.sandbox.check_writable(out_path, shell.cwd)
+        data = b"".join(
+            np.ascontiguousarray(interp.get_tensor(d["index"])).tobytes()
+            for d in interp.get_output_details()
+        )
+        if len(data) > shell.sandbox.free_bytes():
+            raise OSError(28, "No space left on device")
+        host_out.write_bytes(data)
+    except OSError:
+        log.error(f"Failed to write the output file {out_path}")

@@ -5,13 +5,13 @@ import java.nio.ByteBuffer
 import java.nio.ByteOrder
 
 /**
- * The golden set written by `python -m sinet_deploy.android.golden DIR` (see its docstring):
+ * The golden set written by `sinet-deploy android-golden DIR` (sinet_deploy/android/golden.py):
  * `cases.json` plus raw little-endian arrays. `jvm-test.sh` passes DIR as `-Dgolden.dir`.
  */
 object Golden {
     val dir: File by lazy {
         val path = System.getProperty("golden.dir")
-            ?: throw IllegalStateException("set -Dgolden.dir to a folder written by sinet_deploy.android.golden")
+            ?: throw IllegalStateException("set -Dgolden.dir to a folder written by sinet-deploy android-golden")
         File(path)
     }
 
