@@ -185,11 +185,11 @@ def bench(
 
     Exit codes: 0 ok, 2 bad input or device problem, 3 on-device parity below the gate.
     """
-    from sinet_deploy.device.remote import BenchOptions
+    from sinet_deploy.device.remote import DeviceBenchOptions
     from sinet_deploy.device.runner import bench_devices, check_local_inputs
 
     _check_bench_flags(delegate, parity, images)
-    opts = BenchOptions(
+    opts = DeviceBenchOptions(
         artifact=artifact,
         benchmark_binary=benchmark_binary,
         threads=threads,

@@ -31,7 +31,7 @@ DELEGATE_FLAG = {
 
 
 @dataclass(frozen=True)
-class BenchOptions:
+class DeviceBenchOptions:
     """What ``device bench`` was asked to do (the CLI's options, checked there)."""
 
     artifact: Path
@@ -137,7 +137,9 @@ def unknown_flag(parsed_unconsumed: list[str], flag: str) -> bool:
     return any(u.startswith(flag + "=") or u == flag for u in parsed_unconsumed)
 
 
-def bench_command(binary: str, model: str, opts: BenchOptions, extra: Sequence[str] = ()) -> str:
+def bench_command(
+    binary: str, model: str, opts: DeviceBenchOptions, extra: Sequence[str] = ()
+) -> str:
     """The shell command for one benchmark_model run of ``model`` with ``opts``' threads,
     delegate, taskset and run counts (``opts.runs`` timed, exactly: min_secs=0)."""
     flags = [

@@ -22,7 +22,7 @@ from sinet_deploy.device.elf import check_binary_for_device, read_binary
 from sinet_deploy.device.info import DeviceInfo, battery_temperature, read_device_info
 from sinet_deploy.device.remote import (
     DELEGATE_FLAG,
-    BenchOptions,
+    DeviceBenchOptions,
     RemoteDir,
     bench_command,
     check_run,
@@ -92,7 +92,7 @@ def _ms(us: float | None) -> float | None:
     return None if us is None else round(us / 1000.0, 4)
 
 
-def check_local_inputs(opts: BenchOptions) -> None:
+def check_local_inputs(opts: DeviceBenchOptions) -> None:
     """The mistakes that need no device: unknown delegate, unusable artifact or binary.
 
     Raises:
@@ -107,7 +107,7 @@ def check_local_inputs(opts: BenchOptions) -> None:
 
 
 def bench_devices(
-    adb: Adb, serials: list[str], opts: BenchOptions, log: Log | None = None
+    adb: Adb, serials: list[str], opts: DeviceBenchOptions, log: Log | None = None
 ) -> list[dict[str, Any]]:
     """:func:`run_device_bench` on each device, in parallel when there are several."""
     if len(serials) == 1:
@@ -117,7 +117,7 @@ def bench_devices(
 
 
 def run_device_bench(
-    adb: Adb, serial: str, opts: BenchOptions, log: Log | None = None
+    adb: Adb, serial: str, opts: DeviceBenchOptions, log: Log | None = None
 ) -> dict[str, Any]:
     """Benchmark ``opts.artifact`` on one device (and check parity if ``opts.images``).
 
@@ -164,7 +164,7 @@ def run_device_bench(
 
 
 def _run_in_remote_dir(
-    target: _Target, opts: BenchOptions, parity_setup: ParitySetup | None
+    target: _Target, opts: DeviceBenchOptions, parity_setup: ParitySetup | None
 ) -> dict[str, Any]:
     """Push, time, check parity; the run folder is removed afterwards, failure or not."""
     result: dict[str, Any] = {}
@@ -201,7 +201,7 @@ def _remove_remote_dir(
         result.setdefault("warnings", []).append(message)
 
 
-def _push(target: _Target, opts: BenchOptions) -> None:
+def _push(target: _Target, opts: DeviceBenchOptions) -> None:
     """Create the run folder and push the binary (made executable) and the model into it."""
     adb, serial = target.adb, target.serial
     target.remote.create()
@@ -217,7 +217,7 @@ def _push(target: _Target, opts: BenchOptions) -> None:
     adb.push(serial, [Path(opts.artifact)], target.model)
 
 
-def _device_parity(target: _Target, opts: BenchOptions, setup: ParitySetup) -> dict[str, Any]:
+def _device_parity(target: _Target, opts: DeviceBenchOptions, setup: ParitySetup) -> dict[str, Any]:
     from sinet_deploy.device.parity import device_parity
 
     target.say(f"{target.serial}{target.tag}: on-device parity on {len(setup.images)} image(s)")
@@ -245,7 +245,7 @@ def _check_taskset(mask: str | None, info: DeviceInfo) -> None:
         )
 
 
-def _timed_run(target: _Target, opts: BenchOptions) -> dict[str, Any]:
+def _timed_run(target: _Target, opts: DeviceBenchOptions) -> dict[str, Any]:
     """The timed benchmark_model run, parsed into the result ``device bench`` reports."""
     adb, serial, info = target.adb, target.serial, target.info
     extra = ["--enable_op_profiling=true"] if opts.op_profiling else []
@@ -297,7 +297,7 @@ def _parse_output(text: str, serial: str) -> BenchOutput:
         ) from None
 
 
-def _check_delegation(out: BenchOutput, opts: BenchOptions, serial: str) -> dict[str, Any]:
+def _check_delegation(out: BenchOutput, opts: DeviceBenchOptions, serial: str) -> dict[str, Any]:
     """The delegation summary; an error when the binary does not know the delegate's flag, or
     when ``require_full_delegation`` is set and the delegate left ops to the CPU."""
     if opts.delegate != "cpu" and unknown_flag(
@@ -319,7 +319,7 @@ def _check_delegation(out: BenchOutput, opts: BenchOptions, serial: str) -> dict
     return delegation
 
 
-def _latency(out: BenchOutput, opts: BenchOptions) -> dict[str, Any]:
+def _latency(out: BenchOutput, opts: DeviceBenchOptions) -> dict[str, Any]:
     """Run counts and timings in milliseconds (the median from the tool's own statistics)."""
     stats = out.inference
     median_ms = out.median_us / 1000.0
