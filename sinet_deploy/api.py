@@ -6,12 +6,12 @@
     result.mask            # uint8 0/255, the image's own height x width
     result.probability     # float32 foreground probability, same size
 
-    report = sinet_deploy.convert(formats=["tflite"], precisions=["fp32", "int8"],
+    report = sinet_deploy.export(formats=["tflite"], precisions=["fp32", "int8"],
                                  out_dir="models", calib="my_portraits")
     session = sinet_deploy.load_session("models/tflite/sinet_224x224_fp32.tflite")
     result = session.predict("photo.jpg")                        # resized per its manifest
     rows = sinet_deploy.parity(["models/tflite/sinet_224x224_fp32.tflite"])   # parity --json
-    rows = sinet_deploy.benchmark(["models/tflite/sinet_224x224_fp32.tflite"])    # bench --json
+    rows = sinet_deploy.bench(["models/tflite/sinet_224x224_fp32.tflite"])    # bench --json
 
 Images may be a path, a PIL image, or a uint8 array (HxWx3 RGB or HxW gray). Float arrays are
 refused: whether they hold 0..1 or 0..255 (or normalised values) cannot be told apart, and a
