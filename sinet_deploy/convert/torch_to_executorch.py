@@ -23,6 +23,7 @@ installed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import warnings
 from collections.abc import Iterable, Iterator
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 PRECISIONS = ("fp32", "int8")
+OBSERVERS = ("minmax", "histogram")
 #: What the program's tensors are computed in, per precision (for the manifest).
 WEIGHTS = {
     "fp32": "float32 weights and activations (XNNPACK f32 kernels)",
@@ -55,11 +57,15 @@ class ExecuTorchConfig:
         per_channel: int8 weight scales per output channel (per tensor otherwise).
         logit_clip: int8 only: the calibrated range of every quantized tensor that feeds a
             sigmoid is limited to ±``logit_clip`` (0: off); see :func:`clip_sigmoid_inputs`.
+        observer: int8 activation ranges: ``minmax`` (the exact calibration min/max, as the
+            full-integer TFLite model) or ``histogram`` (XNNPACK's default: the range that
+            minimises the histogram's quantization error, which may cut outliers).
     """
 
     precision: Literal["fp32", "int8"] = "fp32"
     per_channel: bool = True
     logit_clip: float = 8.0
+    observer: Literal["minmax", "histogram"] = "minmax"
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -69,6 +75,11 @@ class ExecuTorchConfig:
             )
         if self.logit_clip < 0:
             raise UserInputError("logit_clip must be ≥ 0", hint="use 0 (off) or e.g. 8")
+        if self.observer not in OBSERVERS:
+            raise UserInputError(
+                f"unknown int8 activation observer {self.observer!r}",
+                hint=f"use one of {', '.join(OBSERVERS)}",
+            )
 
 
 def executorch_installed() -> bool:
@@ -107,6 +118,7 @@ def quantize_int8(
     *,
     per_channel: bool = True,
     logit_clip: float = 0.0,
+    observer: str = "minmax",
     report: dict[str, Any] | None = None,
 ) -> nn.Module:
     """The PT2E-quantized module (observers calibrated on ``batches``, then converted).
@@ -117,6 +129,7 @@ def quantize_int8(
         batches: calibration inputs, each a tensor shaped like ``example``.
         per_channel: per-output-channel weight scales.
         logit_clip: limit the calibrated range of sigmoid inputs to ± this (0: off).
+        observer: activation observer, ``minmax`` or ``histogram`` (XNNPACK's default).
         report: when given, receives ``sigmoid_inputs_clipped`` (how many ranges were limited).
     """
     import torch
@@ -130,9 +143,10 @@ def quantize_int8(
 
     with _quiet(), torch.no_grad():
         graph = torch.export.export(module, (example,)).module()
-        quantizer = XNNPACKQuantizer().set_global(
-            get_symmetric_quantization_config(is_per_channel=per_channel)
-        )
+        qconfig = get_symmetric_quantization_config(is_per_channel=per_channel)
+        if observer == "minmax":
+            qconfig = _with_minmax_activations(qconfig)
+        quantizer = XNNPACKQuantizer().set_global(qconfig)
         prepared = prepare_pt2e(graph, quantizer)  # type: ignore[arg-type]
         seen = 0
         for batch in batches:
@@ -144,6 +158,24 @@ def quantize_int8(
         if report is not None:
             report["sigmoid_inputs_clipped"] = len(clipped)
         return convert_pt2e(prepared)  # type: ignore[no-any-return]
+
+
+def _with_minmax_activations(qconfig: Any) -> Any:
+    """``qconfig`` with its static activation observers replaced by exact min/max ones."""
+    from torchao.quantization.pt2e import MinMaxObserver
+
+    def minmax(spec: Any) -> Any:
+        if spec is None:
+            return None
+        return dataclasses.replace(
+            spec, observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12)
+        )
+
+    return dataclasses.replace(
+        qconfig,
+        input_activation=minmax(qconfig.input_activation),
+        output_activation=minmax(qconfig.output_activation),
+    )
 
 
 #: Elementwise ops through which a range limit on a sigmoid's input carries back unchanged
@@ -166,6 +198,7 @@ def clip_sigmoid_inputs(prepared: Any, limit: float) -> list[str]:
         The names of the observers whose ranges were limited.
     """
     import torch
+    from torchao.quantization.pt2e import MinMaxObserver
 
     modules = dict(prepared.named_modules())
     names: list[str] = []
@@ -178,9 +211,19 @@ def clip_sigmoid_inputs(prepared: Any, limit: float) -> list[str]:
         obs = modules.get(str(src.target)) if src.op == "call_module" else None
         if obs is None or not hasattr(obs, "min_val") or not hasattr(obs, "max_val"):
             continue
+        # A min/max observer over the clipped range replaces whatever observer was there (a
+        # histogram observer derives its range from bins laid over the old min/max).
+        clipped = MinMaxObserver(
+            dtype=obs.dtype,
+            qscheme=obs.qscheme,
+            quant_min=obs.quant_min,
+            quant_max=obs.quant_max,
+            eps=float(obs.eps),
+        )
         with torch.no_grad():
-            obs.min_val.clamp_(min=-limit, max=limit)
-            obs.max_val.clamp_(min=-limit, max=limit)
+            clipped.min_val = obs.min_val.detach().clone().clamp(-limit, limit)
+            clipped.max_val = obs.max_val.detach().clone().clamp(-limit, limit)
+        setattr(prepared, str(src.target), clipped)
         names.append(str(src.target))
     return names
 
@@ -332,6 +375,7 @@ def int8_program(
         seen,
         per_channel=cfg.per_channel,
         logit_clip=cfg.logit_clip,
+        observer=cfg.observer,
         report=report,
     )
     options = {
@@ -339,8 +383,10 @@ def int8_program(
         "equalization": stats,
         "quantizer": (
             "executorch XNNPACKQuantizer, get_symmetric_quantization_config("
-            f"is_per_channel={cfg.per_channel}); torchao prepare_pt2e / convert_pt2e"
+            f"is_per_channel={cfg.per_channel}), {cfg.observer} activation observers; "
+            "torchao prepare_pt2e / convert_pt2e"
         ),
+        "activation_observer": cfg.observer,
         "logit_clip": cfg.logit_clip,
         **report,
     }
