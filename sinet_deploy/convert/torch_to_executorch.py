@@ -6,9 +6,10 @@ one method ``forward`` has exactly the contract every other artifact has:
 
 1. ``torch.export.export`` traces the module to an ATen graph (static shapes);
 2. int8 only: ``prepare_pt2e`` with ExecuTorch's ``XNNPACKQuantizer`` (symmetric int8 weights,
-   per output channel; int8 activations, static ranges), the calibration images run through the
-   prepared module, ``convert_pt2e`` folds the observers into quantize/dequantize pairs, which
-   XNNPACK's partitioner then turns into its int8 kernels;
+   per output channel; int8 activations, static min/max ranges, the sigmoid's input clipped to
+   ±8), the calibration images run through the prepared module, ``convert_pt2e`` folds the
+   observers into quantize/dequantize pairs, which XNNPACK's partitioner then turns into its
+   int8 kernels;
 3. ``to_edge_transform_and_lower(..., partitioner=[XnnpackPartitioner()])`` hands every
    subgraph XNNPACK supports to the delegate; what it cannot take stays as ExecuTorch's portable
    (reference C++) kernels between the delegate calls, so the delegated/portable split is what
@@ -331,11 +332,10 @@ def int8_program(
 
     The body is the full-integer TFLite model's fp32 form (:func:`.quantize_tflite.int8_module`:
     activation-range equalization on the calibration set, PReLU as leaky-ReLU combinations, the
-    decoder gate as a sigmoid; each exact in fp32), which scored best here too (see
-    ``docs/executorch.md``). Only the body is quantized: quantizing the whole image module
-    (uint8 cast, NHWC permute, image-wide normalisation) gave mean IoU 0.01, so the cast,
-    permute and normalisation stay in float32 and the first quantize sits on the normalised
-    tensor, as in the TFLite model.
+    decoder gate as a sigmoid; each exact in fp32). Only the body is quantized: the uint8 cast,
+    NHWC permute and image-wide normalisation stay in float32 and the first quantize sits on
+    the normalised tensor, as in the TFLite model. The options were chosen on a split of the
+    calibration portraits (``docs/executorch.md``).
 
     Args:
         weights: ``"official"``, ``"random"`` or a checkpoint path.
