@@ -168,6 +168,8 @@ def test_logit_clip_limits_the_sigmoid_input_range_and_refines_the_mask_boundary
         ExecuTorchConfig(precision="int8", logit_clip=-1.0)
     with pytest.raises(UserInputError, match="precision"):
         ExecuTorchConfig(precision="fp16")  # type: ignore[arg-type]
+    with pytest.raises(UserInputError, match="observer"):
+        ExecuTorchConfig(precision="int8", observer="percentile")  # type: ignore[arg-type]
 
 
 def test_threads_and_provider_are_checked(tiny_pte: dict[str, Any]) -> None:
@@ -289,9 +291,10 @@ def test_real_export_writes_two_programs_with_manifests(sinet_pte: dict[str, Pat
         assert manifest["tools"]["executorch"]
         assert manifest["inputs"][0]["dtype"] == "uint8"
         assert manifest["outputs"][0]["dtype"] == "float32"
-    assert (
-        "calibration" in json.loads(sinet_pte["int8"].with_suffix(".json").read_text())["options"]
-    )
+    options = json.loads(sinet_pte["int8"].with_suffix(".json").read_text())["options"]
+    assert "calibration" in options
+    # the final logit (the one sigmoid input not behind an upsample) is the clipped range
+    assert options["activation_observer"] == "minmax" and options["sigmoid_inputs_clipped"] == 1
     leftovers = [p.name for p in sinet_pte["fp32"].parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []
 
