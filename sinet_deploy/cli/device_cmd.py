@@ -149,16 +149,26 @@ def info(
 
 @device_app.command("bench")
 def bench(
-    artifact: Path = typer.Argument(..., help="The .tflite model (its manifest beside it)."),
-    benchmark_binary: Path = typer.Option(
-        ...,
+    artifact: Path = typer.Argument(
+        ..., help="The .tflite or .pte model (its manifest beside it)."
+    ),
+    benchmark_binary: Path | None = typer.Option(
+        None,
         "--benchmark-binary",
-        help="LiteRT's benchmark_model for the phone "
+        help="For a .tflite: LiteRT's benchmark_model for the phone "
         "(android_aarch64), or the simulator's stand-in.",
+    ),
+    runner: Path | None = typer.Option(
+        None,
+        "--runner",
+        help="For a .pte: ExecuTorch's executor_runner built for the phone with XNNPACK, "
+        "or the simulator's stand-in.",
     ),
     serial: list[str] = _SERIAL_OPT,
     threads: int = typer.Option(1, "--threads", min=1, help="CPU threads."),
-    delegate: str = typer.Option("xnnpack", "--delegate", help="cpu, xnnpack, gpu or nnapi."),
+    delegate: str = typer.Option(
+        "xnnpack", "--delegate", help="cpu, xnnpack, gpu or nnapi (.tflite only)."
+    ),
     runs: int = typer.Option(50, "--runs", min=1, help="Timed runs."),
     warmup: int = typer.Option(5, "--warmup", min=0, help="Warm-up runs."),
     taskset: str | None = typer.Option(
@@ -181,7 +191,8 @@ def bench(
     adb_host: str | None = _HOST_OPT,
     adb_port: int | None = _PORT_OPT,
 ) -> None:
-    """On-phone latency of a TFLite artifact through adb (and on-device parity with --parity).
+    """On-phone latency of a TFLite or ExecuTorch artifact through adb (and on-device parity
+    of a .tflite with --parity).
 
     Exit codes: 0 ok, 2 bad input or device problem, 3 on-device parity below the gate.
     """
@@ -203,6 +214,7 @@ def bench(
     opts = BenchOptions(
         artifact=artifact,
         benchmark_binary=benchmark_binary,
+        runner=runner,
         threads=threads,
         delegate=delegate.lower(),
         runs=runs,
@@ -214,11 +226,9 @@ def bench(
         images=images if parity else None,
         weights=weights,
     )
-    from sinet_deploy.device.elf import read_binary
-    from sinet_deploy.device.tensors import check_tflite
+    from sinet_deploy.device.runner import check_local
 
-    check_tflite(artifact)  # local mistakes before any device is touched
-    read_binary(benchmark_binary)
+    check_local(opts)  # local mistakes before any device is touched
     adb = _adb(adb_path, adb_host, adb_port)
     serials = _select(adb, serial)
     if len(serials) == 1:
@@ -346,8 +356,9 @@ def simulate(
 ) -> None:
     """A SIMULATED Android device that the real adb client connects to; runs until killed.
 
-    Prints one JSON line {"serial", "benchmark_binary", ...}: pass the stand-in binary to
-    `device bench --benchmark-binary`. Its timings are this host's CPU, never a phone's.
+    Prints one JSON line {"serial", "benchmark_binary", "executorch_runner", ...}: pass the
+    stand-ins to `device bench --benchmark-binary` (.tflite) or `--runner` (.pte). Its
+    timings are this host's CPU, never a phone's.
     """
     import signal
     import threading
@@ -385,6 +396,7 @@ def simulate(
         line = {
             "serial": device.serial,
             "benchmark_binary": str(device.benchmark_binary),
+            "executorch_runner": str(device.executorch_runner),
             "simulated": True,
             "profile": prof.name,
             "failure": prof.failure,

@@ -5,6 +5,9 @@ removed at the end (also after a failure, reconnecting first when the device dro
 ``keep`` is set. The binary's ELF machine is checked against the device ABI before anything is
 pushed. Numbers from a simulated device carry ``simulated: true`` and a note saying what they
 are: the host CPU running LiteRT, not a phone.
+
+A ``.pte`` model runs the same way with ExecuTorch's ``executor_runner`` (``runner``) in place
+of benchmark_model (``device/et_output.py`` says what it prints and how it is timed).
 """
 
 from __future__ import annotations
@@ -19,6 +22,12 @@ from sinet_deploy.core.errors import DeviceError, SinetDeployError
 from sinet_deploy.device.adb import Adb, quote
 from sinet_deploy.device.bench_output import BenchOutput, BenchOutputError, parse_benchmark_output
 from sinet_deploy.device.elf import check_binary_for_device, read_binary
+from sinet_deploy.device.et_output import (
+    parse_runner_output,
+    runner_command,
+    timings,
+    unknown_flags,
+)
 from sinet_deploy.device.info import DeviceInfo, battery_temperature, read_device_info
 from sinet_deploy.device.remote import (
     DELEGATE_FLAG,
@@ -36,6 +45,10 @@ SIMULATED_NOTE = (
     "SIMULATED device: timings are this host's CPU running LiteRT through the "
     "sinet-deploy stand-in benchmark_model, not a phone"
 )
+SIMULATED_ET_NOTE = (
+    "SIMULATED device: timings are this host's CPU running ExecuTorch through the "
+    "sinet-deploy stand-in executor_runner, not a phone"
+)
 
 Log = Callable[[str], None]
 
@@ -45,7 +58,8 @@ class BenchOptions:
     """What ``device bench`` was asked to do."""
 
     artifact: Path
-    benchmark_binary: Path
+    #: LiteRT's benchmark_model (for a .tflite).
+    benchmark_binary: Path | None = None
     threads: int = 1
     delegate: str = "xnnpack"
     runs: int = 50
@@ -56,6 +70,69 @@ class BenchOptions:
     keep: bool = False
     images: Path | None = None
     weights: str | None = None
+    #: ExecuTorch's executor_runner (for a .pte).
+    runner: Path | None = None
+
+    @property
+    def is_executorch(self) -> bool:
+        return Path(self.artifact).suffix == ".pte"
+
+    @property
+    def binary(self) -> Path:
+        """The executable that runs the model on the device."""
+        binary = self.runner if self.is_executorch else self.benchmark_binary
+        if binary is None:
+            if self.is_executorch:
+                raise DeviceError(
+                    f"{Path(self.artifact).name} is an ExecuTorch program: pass --runner PATH",
+                    hint="ExecuTorch's executor_runner built for Android with XNNPACK "
+                    "(see docs/device.md)",
+                )
+            raise DeviceError(
+                f"{Path(self.artifact).name} needs --benchmark-binary PATH",
+                hint="download LiteRT's android_aarch64 benchmark_model and pass its path",
+            )
+        return binary
+
+
+def check_local(opts: BenchOptions) -> None:
+    """Every mistake that needs no device: bad model, bad binary, options that do not apply."""
+    if opts.is_executorch:
+        from sinet_deploy.runtimes.executorch_rt import check_program_file
+
+        if not Path(opts.artifact).is_file():
+            raise DeviceError(f"model {opts.artifact} does not exist", hint="check the path")
+        check_program_file(Path(opts.artifact))
+        if opts.benchmark_binary is not None:
+            raise DeviceError(
+                "--benchmark-binary runs .tflite models; a .pte needs --runner",
+                hint="pass ExecuTorch's executor_runner with --runner PATH",
+            )
+        for flag, used in (
+            ("--op-profiling", opts.op_profiling),
+            ("--require-full-delegation", opts.require_full_delegation),
+            ("--delegate " + opts.delegate, opts.delegate != "xnnpack"),
+        ):
+            if used:
+                raise DeviceError(
+                    f"{flag} applies to .tflite models only",
+                    hint="a .pte carries its delegation (XNNPACK) inside the program; "
+                    "drop the option",
+                )
+        if opts.images is not None:
+            raise DeviceError(
+                "--parity is not available for .pte models yet",
+                hint="check parity on the desktop with `sinet-deploy parity MODEL.pte`, or "
+                "benchmark without --parity",
+            )
+    else:
+        check_tflite(opts.artifact)
+        if opts.runner is not None:
+            raise DeviceError(
+                "--runner runs ExecuTorch programs (.pte); a .tflite needs --benchmark-binary",
+                hint="pass LiteRT's benchmark_model with --benchmark-binary PATH",
+            )
+    read_binary(opts.binary)
 
 
 def summarize_delegation(requested: str, out: BenchOutput) -> dict[str, Any]:
@@ -104,8 +181,7 @@ def run_device_bench(
             f"unknown delegate {opts.delegate!r}", hint=f"choose one of {', '.join(DELEGATES)}"
         )
     # Local mistakes first: they need no device and must not leave anything on one.
-    check_tflite(opts.artifact)
-    read_binary(opts.benchmark_binary)
+    check_local(opts)
     parity_setup = None
     if opts.images is not None:
         from sinet_deploy.device.parity import prepare_parity
@@ -114,7 +190,7 @@ def run_device_bench(
     info = read_device_info(adb, serial)
     tag = " [SIMULATED]" if info.simulated else ""
     say(f"{serial}{tag}: {info.label}, Android {info.android}, {info.abi}")
-    elf = check_binary_for_device(opts.benchmark_binary, info.abilist)
+    elf = check_binary_for_device(opts.binary, info.abilist)
     _check_taskset(opts.taskset, info)
 
     remote = RemoteDir(adb, serial)
@@ -123,9 +199,9 @@ def run_device_bench(
     try:
         remote.create()
         say(f"{serial}{tag}: pushing to {remote.path}")
-        binary = remote.file("benchmark_model")
+        binary = remote.file("executor_runner" if opts.is_executorch else "benchmark_model")
         model = remote.file(Path(opts.artifact).name)
-        adb.push(serial, [Path(opts.benchmark_binary)], binary)
+        adb.push(serial, [Path(opts.binary)], binary)
         res = adb.shell(serial, f"chmod 755 {quote(binary)}")
         if res.rc != 0:
             raise DeviceError(
@@ -134,7 +210,8 @@ def run_device_bench(
                 hint="check /data/local/tmp permissions",
             )
         adb.push(serial, [Path(opts.artifact)], model)
-        result = _timed_run(adb, serial, opts, binary, model, info, say)
+        timed_run = _et_timed_run if opts.is_executorch else _timed_run
+        result = timed_run(adb, serial, opts, binary, model, info, say)
         if parity_setup is not None:
             from sinet_deploy.device.parity import device_parity
 
@@ -167,8 +244,8 @@ def run_device_bench(
         {
             "remote_dir": remote.path,
             "remote_dir_kept": opts.keep,
-            "benchmark_binary": {
-                "path": str(opts.benchmark_binary),
+            "runner" if opts.is_executorch else "benchmark_binary": {
+                "path": str(opts.binary),
                 "elf": elf.describe(),
                 "output_format": result.get("benchmark_output_format"),
             },
@@ -279,3 +356,105 @@ def _timed_run(
     if info.simulated:
         result["note"] = SIMULATED_NOTE
     return result
+
+
+def _program_delegation(artifact: Path) -> dict[str, Any]:
+    """The delegation recorded in the .pte's manifest at export (the runner prints none)."""
+    from sinet_deploy.core.manifest import read_manifest
+
+    try:
+        graph = (read_manifest(artifact) or {}).get("graph") or {}
+    except SinetDeployError:
+        graph = {}
+    subgraphs = graph.get("delegated_subgraphs")
+    return {
+        "requested": "xnnpack",
+        "applied": None if subgraphs is None else subgraphs > 0,
+        "coverage": "in the program" if subgraphs is None else f"{subgraphs} XNNPACK subgraph(s)",
+        "delegated_ops": graph.get("delegated_ops"),
+        "portable_ops": graph.get("portable_ops"),
+        "source": "the program's manifest (lowered at export)",
+        "messages": [],
+    }
+
+
+def _et_timed_run(
+    adb: Adb, serial: str, opts: BenchOptions, binary: str, model: str, info: DeviceInfo, say: Log
+) -> dict[str, Any]:
+    temp_before = battery_temperature(adb, serial)
+    tag = " [SIMULATED]" if info.simulated else ""
+    executions = opts.warmup + opts.runs
+    say(
+        f"{serial}{tag}: running executor_runner ({opts.threads} thread(s), "
+        f"{opts.warmup} warm-up + {opts.runs} executions in one process)"
+    )
+    command = runner_command(
+        binary, model, threads=opts.threads, executions=executions, taskset=opts.taskset
+    )
+    res = adb.shell(serial, command, timeout=900)
+    temp_after = battery_temperature(adb, serial)
+    text = res.text
+    unknown = unknown_flags(text)
+    if unknown:
+        raise DeviceError(
+            f"the executor_runner on {serial} does not know --{unknown[0]}",
+            hint="use the executor_runner of ExecuTorch 0.4 or newer "
+            "(--num_executions, --cpu_threads)",
+        )
+    check_run(res.rc, text, "the timed run", serial, tool="executor_runner")
+    try:
+        out = parse_runner_output(text)
+        t = timings(out, opts.warmup)
+    except BenchOutputError as exc:
+        snippet = " ".join(text.split())[:80]
+        raise DeviceError(
+            f"executor_runner on {serial} printed no usable timings ({exc}); "
+            f"its output began: {snippet!r}",
+            hint="pass ExecuTorch's executor_runner built with the posix PAL "
+            "(EXECUTORCH_PAL_DEFAULT=posix, the default) and logging on",
+        ) from None
+    if out.executions != executions:
+        raise DeviceError(
+            f"executor_runner on {serial} ran {out.executions} execution(s), "
+            f"not the {executions} asked for",
+            hint="make sure --runner is ExecuTorch's executor_runner",
+        )
+    result: dict[str, Any] = {
+        "simulated": info.simulated,
+        "device": info.to_dict(),
+        "artifact": Path(opts.artifact).name,
+        "runtime": "executorch",
+        "delegate": "xnnpack",
+        "threads": opts.threads,
+        "threads_reported": out.threads,
+        "taskset": opts.taskset,
+        "runs": t.runs,
+        "warmup_runs": opts.warmup if out.format == "per-iteration" else 0,
+        "median_ms": round(t.median_ms, 4),
+        "median_source": t.median_source,
+        "mean_ms": round(t.mean_ms, 4),
+        "min_ms": _round(t.min_ms),
+        "max_ms": _round(t.max_ms),
+        "std_ms": _round(t.std_ms),
+        "p5_ms": _round(t.p5_ms),
+        "p95_ms": _round(t.p95_ms),
+        "fps": round(1000.0 / t.median_ms, 2) if t.median_ms > 0 else None,
+        "init_ms": _round(out.load_ms),
+        "first_inference_ms": _round(t.first_ms),
+        "warmup_mean_ms": _round(t.warmup_mean_ms),
+        "total_execution_ms": round(out.total_ms, 4),
+        "executions": out.executions,
+        "delegation": _program_delegation(Path(opts.artifact)),
+        "temperature_c": {"battery_before": temp_before, "battery_after": temp_after},
+        "op_profile": None,
+        "benchmark_output_format": f"executor_runner ({out.format})",
+        "benchmark_output": text,
+        "parity": None,
+    }
+    if info.simulated:
+        result["note"] = SIMULATED_ET_NOTE
+    return result
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)

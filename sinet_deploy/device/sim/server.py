@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sinet_deploy.device.sim import protocol as p
+from sinet_deploy.device.sim.et_standin import is_et_standin, run_et_standin, write_et_standin
 from sinet_deploy.device.sim.profile import DeviceProfile
 from sinet_deploy.device.sim.sandbox import Sandbox
 from sinet_deploy.device.sim.services import SyncService, run_shell_service
@@ -236,6 +237,9 @@ class SimulatedDevice:
         self.benchmark_binary = write_standin(
             self.workdir / "benchmark_model_SIMULATED", profile.abi
         )
+        self.executorch_runner = write_et_standin(
+            self.workdir / "executor_runner_SIMULATED", profile.abi
+        )
         self.disconnected_once = False
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -271,6 +275,9 @@ class SimulatedDevice:
     def _run_standin(self, argv: list[str], shell: Shell) -> tuple[bytes, bytes, int]:
         # One benchmark at a time, as on a phone whose big cores one run already saturates.
         with self._standin_lock:
+            head = shell.sandbox.host_path(argv[0], shell.cwd).read_bytes()[:4096]
+            if is_et_standin(head):
+                return run_et_standin(argv, shell)
             return run_standin(argv, shell)
 
     def start(self) -> SimulatedDevice:
