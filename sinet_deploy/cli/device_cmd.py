@@ -192,7 +192,7 @@ def bench(
     adb_port: int | None = _PORT_OPT,
 ) -> None:
     """On-phone latency of a TFLite or ExecuTorch artifact through adb (and on-device parity
-    of a .tflite with --parity).
+    with --parity).
 
     Exit codes: 0 ok, 2 bad input or device problem, 3 on-device parity below the gate.
     """
@@ -299,9 +299,10 @@ def _print_bench(r: dict[str, Any]) -> None:
             f"{p['max_abs_prob_diff']:.2e}  {verdict} (gate ≥ {p['threshold_mean_iou']})",
             soft_wrap=True,
         )
-        v = p["vs_litert_desktop"]
+        v = p["vs_desktop"]
+        desk = "ExecuTorch" if p.get("desktop_runtime") == "executorch" else "LiteRT"
         console.print(
-            f"               vs desktop LiteRT: mean IoU {v['mean_iou']:.5f}, "
+            f"               vs desktop {desk}: mean IoU {v['mean_iou']:.5f}, "
             f"max |Δp| {v['max_abs_prob_diff']:.2e}",
             soft_wrap=True,
         )

@@ -119,12 +119,6 @@ def check_local(opts: BenchOptions) -> None:
                     hint="a .pte carries its delegation (XNNPACK) inside the program; "
                     "drop the option",
                 )
-        if opts.images is not None:
-            raise DeviceError(
-                "--parity is not available for .pte models yet",
-                hint="check parity on the desktop with `sinet-deploy parity MODEL.pte`, or "
-                "benchmark without --parity",
-            )
     else:
         check_tflite(opts.artifact)
         if opts.runner is not None:
@@ -212,7 +206,23 @@ def run_device_bench(
         adb.push(serial, [Path(opts.artifact)], model)
         timed_run = _et_timed_run if opts.is_executorch else _timed_run
         result = timed_run(adb, serial, opts, binary, model, info, say)
-        if parity_setup is not None:
+        if parity_setup is not None and opts.is_executorch:
+            from sinet_deploy.device.parity import et_device_parity
+
+            say(f"{serial}{tag}: on-device parity on {len(parity_setup.images)} image(s)")
+
+            def et_run(*, runs: int, warmup: int, extra: list[str]) -> str:
+                return runner_command(
+                    binary,
+                    model,
+                    threads=opts.threads,
+                    executions=runs + warmup,
+                    taskset=opts.taskset,
+                    extra=extra,
+                )
+
+            result["parity"] = et_device_parity(adb, serial, remote, et_run, parity_setup)
+        elif parity_setup is not None:
             from sinet_deploy.device.parity import device_parity
 
             say(f"{serial}{tag}: on-device parity on {len(parity_setup.images)} image(s)")

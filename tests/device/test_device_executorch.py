@@ -24,7 +24,13 @@ from sinet_deploy.device.et_output import (
 from sinet_deploy.device.sim.et_standin import is_et_standin, write_et_standin
 from sinet_deploy.device.sim.profile import get_profile
 from sinet_deploy.device.sim.server import SimulatedDevice
-from tests.device_support import ADB, AdbServer, make_tiny_tflite, private_adb_server
+from tests.device_support import (
+    ADB,
+    AdbServer,
+    make_tiny_tflite,
+    private_adb_server,
+    write_images,
+)
 
 # -- recorded-style outputs ------------------------------------------------------------------
 # The format of ET_LOG with the posix PAL (runtime/platform/default/posix.cpp) and the lines of
@@ -305,6 +311,25 @@ def test_bench_pte_json(cli: Any, server: AdbServer, good: SimulatedDevice, tiny
 
 
 @e2e
+def test_on_device_parity_of_a_pte(
+    cli: Any, server: AdbServer, good: SimulatedDevice, tiny_pte: Path, tmp_path: Path
+) -> None:
+    images = write_images(tmp_path / "images")
+    r = bench(cli, server, good, tiny_pte, "--parity", "--images", images, "--json")
+    assert r.code == 0, r.err
+    p = r.json()["parity"]
+    # The simulator runs the same ExecuTorch runtime: the bytes must survive push, run, pull.
+    assert p["desktop_runtime"] == "executorch" and p["reference"] == "executorch-desktop"
+    assert p["num_images"] == 3 and p["passed"] is True
+    assert p["mean_iou"] == 1.0 and p["max_abs_prob_diff"] == 0.0
+    assert p["vs_executorch_desktop"] == p["vs_desktop"]
+    assert "no PyTorch reference" in p["pytorch_note"]
+    assert leftovers(good) == []
+    human = bench(cli, server, good, tiny_pte, "--parity", "--images", images)
+    assert human.code == 0 and "vs desktop ExecuTorch" in human.out
+
+
+@e2e
 def test_human_output_says_simulated(
     cli: Any, server: AdbServer, good: SimulatedDevice, tiny_pte: Path
 ) -> None:
@@ -364,6 +389,11 @@ def test_mismatched_binaries_and_options(
     # a .tflite with --runner, a .pte with --benchmark-binary or without --runner
     assert_one_line_error(bench(cli, server, good, tflite), "--runner runs ExecuTorch programs")
     r = cli(
+        "device", "bench", tflite, "--serial", good.serial, "-P", server.port,
+        "--benchmark-binary", good.benchmark_binary, "--runs", "2", "--json",
+    )  # fmt: skip
+    assert r.code == 0 and r.json()["benchmark_binary"]["output_format"] == "current", r.err
+    r = cli(
         "device", "bench", tiny_pte, "--serial", good.serial, "-P", server.port,
         "--benchmark-binary", good.benchmark_binary,
     )  # fmt: skip
@@ -372,12 +402,6 @@ def test_mismatched_binaries_and_options(
     assert_one_line_error(r, "pass --runner PATH")
     assert_one_line_error(bench(cli, server, good, tiny_pte, "--delegate", "gpu"), "--delegate")
     assert_one_line_error(bench(cli, server, good, tiny_pte, "--op-profiling"), "--op-profiling")
-    images = tmp_path / "images"
-    images.mkdir()
-    assert_one_line_error(
-        bench(cli, server, good, tiny_pte, "--parity", "--images", images),
-        "--parity is not available for .pte",
-    )
     bogus = tmp_path / "bogus.pte"
     bogus.write_bytes(b"not a program at all")
     assert_one_line_error(bench(cli, server, good, bogus), "not an ExecuTorch program")
