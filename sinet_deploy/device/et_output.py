@@ -7,8 +7,7 @@ its version, all through ``ET_LOG``:
 
 * current builds: ``Model loaded in X ms.``, one ``Iteration i of N: X ms`` line per execution,
   then ``Model executed successfully N time(s) in X ms.`` (the sum of the executions);
-* ExecuTorch 0.4 to 1.x builds: only the total, ``Model executed successfully N time(s) in X
-  ms.``;
+* earlier builds: only the total, ``Model executed successfully N time(s) in X ms.``;
 * the oldest runners: ``Model executed successfully.`` with no time at all.
 
 ``ET_LOG`` lines go to stderr with the posix PAL (``I 00:00:00.012345

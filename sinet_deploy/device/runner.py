@@ -408,8 +408,8 @@ def _et_timed_run(
     if unknown:
         raise DeviceError(
             f"the executor_runner on {serial} does not know --{unknown[0]}",
-            hint="use the executor_runner of ExecuTorch 0.4 or newer "
-            "(--num_executions, --cpu_threads)",
+            hint="build executor_runner from current ExecuTorch sources "
+            "(it needs --num_executions and --cpu_threads)",
         )
     check_run(res.rc, text, "the timed run", serial, tool="executor_runner")
     try:

@@ -7,7 +7,7 @@ program. The simulated shell runs it by calling :func:`run_et_standin`, which lo
 (``examples/portable/executor_runner/executor_runner.cpp``): ``ET_LOG`` lines in the posix PAL's
 format on stderr, the output summary on stdout. The ``current`` profile prints today's runner
 (``Model loaded in``, one ``Iteration i of N`` line per execution, the total); the older
-profiles print the ExecuTorch 0.4-1.x runner, which prints only the total. Its timings are this
+profiles print the earlier runner, which prints only the total. Its timings are this
 host's, and every report built from them is labelled SIMULATED.
 
 Honoured flags (gflags ``--name=value`` or ``--name value``): ``--model_path --num_executions
