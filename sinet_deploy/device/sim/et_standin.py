@@ -21,6 +21,7 @@ reports the number asked for, as the real one does.
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -197,8 +198,16 @@ def _run(args: list[str], shell: Shell, log: _Log, out: list[str]) -> int:
         raise _Fail(134, "FileDataLoader::from() failed: 0x22") from None
 
     from sinet_deploy.core.errors import SinetDeployError
-    from sinet_deploy.runtimes.executorch_rt import ExecuTorchSession
+    from sinet_deploy.runtimes.executorch_rt import ExecuTorchSession, quiet_executorch_import
 
+    # Importing executorch takes seconds the first time in the simulator's process; a real
+    # runner has it linked in, so "Model loaded in" must time the program and method only.
+    with quiet_executorch_import(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import executorch.runtime  # noqa: F401
+        except ImportError:
+            raise _Fail(1, "SIMULATOR: executorch is not installed on the host") from None
     t0 = time.perf_counter()
     try:
         session = ExecuTorchSession(host_model, None, threads=pool)
