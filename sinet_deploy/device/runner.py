@@ -78,6 +78,11 @@ class BenchOptions:
         return Path(self.artifact).suffix == ".pte"
 
     @property
+    def tool(self) -> str:
+        """What runs the model on the device: benchmark_model or executor_runner."""
+        return "executor_runner" if self.is_executorch else "benchmark_model"
+
+    @property
     def binary(self) -> Path:
         """The executable that runs the model on the device."""
         binary = self.runner if self.is_executorch else self.benchmark_binary
@@ -126,7 +131,7 @@ def check_local(opts: BenchOptions) -> None:
                 "--runner runs ExecuTorch programs (.pte); a .tflite needs --benchmark-binary",
                 hint="pass LiteRT's benchmark_model with --benchmark-binary PATH",
             )
-    read_binary(opts.binary)
+    read_binary(opts.binary, opts.tool)
 
 
 def summarize_delegation(requested: str, out: BenchOutput) -> dict[str, Any]:
@@ -184,7 +189,7 @@ def run_device_bench(
     info = read_device_info(adb, serial)
     tag = " [SIMULATED]" if info.simulated else ""
     say(f"{serial}{tag}: {info.label}, Android {info.android}, {info.abi}")
-    elf = check_binary_for_device(opts.binary, info.abilist)
+    elf = check_binary_for_device(opts.binary, info.abilist, opts.tool)
     _check_taskset(opts.taskset, info)
 
     remote = RemoteDir(adb, serial)

@@ -164,12 +164,17 @@ def test_elf_check_of_the_runner(tmp_path: Path) -> None:
     assert check_binary_for_device(arm64, ["arm64-v8a", "armeabi-v7a"]).abi == "arm64-v8a"
     x86 = tmp_path / "executor_runner_x86_64"
     x86.write_bytes(elf_header_for_abi("x86_64") + b"\0" * 64)
-    with pytest.raises(DeviceError, match="x86-64"):
-        check_binary_for_device(x86, ["arm64-v8a"])
+    with pytest.raises(DeviceError, match="x86-64") as info:
+        check_binary_for_device(x86, ["arm64-v8a"], "executor_runner")
+    assert "runner executor_runner_x86_64" in str(info.value)
+    assert "-DANDROID_ABI=arm64-v8a" in info.value.one_line()
     script = tmp_path / "runner.sh"
     script.write_text("#!/bin/sh\necho hi\n")
     with pytest.raises(DeviceError, match="is a script"):
-        check_binary_for_device(script, ["arm64-v8a"])
+        check_binary_for_device(script, ["arm64-v8a"], "executor_runner")
+    with pytest.raises(DeviceError, match="does not exist") as info:
+        check_binary_for_device(tmp_path / "nothing", ["arm64-v8a"], "executor_runner")
+    assert "executor_runner" in info.value.one_line()
 
 
 # -- end to end: device simulate + the real adb client ---------------------------------------
