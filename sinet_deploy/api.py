@@ -126,7 +126,7 @@ class ImageSession:
 
 
 def load_session(artifact: str | Path, *, threads: int = 1) -> ImageSession:
-    """Open an exported artifact (``.onnx``, ``.tflite``, ``.mlpackage``) for any image."""
+    """Open an exported artifact (``.onnx``, ``.tflite``, ``.mlpackage``, ``.pte``) for an image."""
     from sinet_deploy.runtimes import load_session as _load
 
     return ImageSession(_load(Path(artifact), threads=threads))

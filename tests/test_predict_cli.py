@@ -71,8 +71,8 @@ def test_module_entry_point_and_fast_help() -> None:
     # --help must not import the heavy libraries.
     probe = (
         "import sys; from sinet_deploy.cli import app; "
-        "print(sorted(m for m in ('torch','tensorflow','coremltools','onnx','onnxruntime') "
-        "if m in sys.modules))"
+        "print(sorted(m for m in ('torch','tensorflow','coremltools','onnx','onnxruntime',"
+        "'executorch','torchao') if m in sys.modules))"
     )
     heavy = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60

@@ -149,16 +149,26 @@ def info(
 
 @device_app.command("bench")
 def bench(
-    artifact: Path = typer.Argument(..., help="The .tflite model (its manifest beside it)."),
-    benchmark_binary: Path = typer.Option(
-        ...,
+    artifact: Path = typer.Argument(
+        ..., help="The .tflite or .pte model (its manifest beside it)."
+    ),
+    benchmark_binary: Path | None = typer.Option(
+        None,
         "--benchmark-binary",
-        help="LiteRT's benchmark_model for the phone "
+        help="For a .tflite: LiteRT's benchmark_model for the phone "
         "(android_aarch64), or the simulator's stand-in.",
+    ),
+    runner: Path | None = typer.Option(
+        None,
+        "--runner",
+        help="For a .pte: ExecuTorch's executor_runner built for the phone with XNNPACK, "
+        "or the simulator's stand-in.",
     ),
     serial: list[str] = _SERIAL_OPT,
     threads: int = typer.Option(1, "--threads", min=1, help="CPU threads."),
-    delegate: str = typer.Option("xnnpack", "--delegate", help="cpu, xnnpack, gpu or nnapi."),
+    delegate: str = typer.Option(
+        "xnnpack", "--delegate", help="cpu, xnnpack, gpu or nnapi (.tflite only)."
+    ),
     runs: int = typer.Option(50, "--runs", min=1, help="Timed runs."),
     warmup: int = typer.Option(5, "--warmup", min=0, help="Warm-up runs."),
     taskset: str | None = typer.Option(
@@ -181,7 +191,8 @@ def bench(
     adb_host: str | None = _HOST_OPT,
     adb_port: int | None = _PORT_OPT,
 ) -> None:
-    """On-phone latency of a TFLite artifact through adb (and on-device parity with --parity).
+    """On-phone latency of a TFLite or ExecuTorch artifact through adb (and on-device parity
+    with --parity).
 
     Exit codes: 0 ok, 2 bad input or device problem, 3 on-device parity below the gate.
     """
@@ -192,6 +203,7 @@ def bench(
     opts = DeviceBenchOptions(
         artifact=artifact,
         benchmark_binary=benchmark_binary,
+        runner=runner,
         threads=threads,
         delegate=delegate.lower(),
         runs=runs,
@@ -282,9 +294,10 @@ def _print_bench(r: dict[str, Any]) -> None:
             f"{p['max_abs_prob_diff']:.2e}  {verdict} (gate ≥ {p['threshold_mean_iou']})",
             soft_wrap=True,
         )
-        v = p["vs_litert_desktop"]
+        v = p["vs_desktop"]
+        desk = "ExecuTorch" if p.get("desktop_runtime") == "executorch" else "LiteRT"
         console.print(
-            f"               vs desktop LiteRT: mean IoU {v['mean_iou']:.5f}, "
+            f"               vs desktop {desk}: mean IoU {v['mean_iou']:.5f}, "
             f"max |Δp| {v['max_abs_prob_diff']:.2e}",
             soft_wrap=True,
         )
@@ -328,7 +341,7 @@ def simulate(
     workdir: Path | None = typer.Option(
         None,
         "--workdir",
-        help="Keep the sandbox and stand-in here (default: a temporary folder, removed on exit).",
+        help="Keep the sandbox and stand-ins here (default: a temporary folder, removed on exit).",
     ),
     connect: bool = typer.Option(
         False, "--connect", help="Also run `adb connect` to the new device."
@@ -339,8 +352,9 @@ def simulate(
 ) -> None:
     """A SIMULATED Android device that the real adb client connects to; runs until killed.
 
-    Prints one JSON line {"serial", "benchmark_binary", ...}: pass the stand-in binary to
-    `device bench --benchmark-binary`. Its timings are this host's CPU, never a phone's.
+    Prints one JSON line {"serial", "benchmark_binary", "executorch_runner", ...}: pass the
+    stand-ins to `device bench --benchmark-binary` (.tflite) or `--runner` (.pte). Its
+    timings are this host's CPU, never a phone's.
     """
     import signal
     import threading

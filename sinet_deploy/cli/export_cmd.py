@@ -22,7 +22,7 @@ def _split(text: str) -> list[str]:
 def export(
     weights: str = typer.Option("official", help="'official', 'random' or a checkpoint path."),
     formats: str = typer.Option(
-        "onnx,tflite", "--formats", help="Comma-separated: onnx, tflite, coreml."
+        "onnx,tflite", "--formats", help="Comma-separated: onnx, tflite, coreml, executorch."
     ),
     precisions: str = typer.Option(
         "fp32",

@@ -20,7 +20,7 @@ def predict(
     model: Path = typer.Option(
         None,
         "--model",
-        help="An exported artifact (.onnx, .tflite, .mlpackage) instead of PyTorch.",
+        help="An exported artifact (.onnx, .tflite, .mlpackage, .pte) instead of PyTorch.",
     ),
     weights: str = typer.Option(
         None, help="'official' (default), 'random' or a checkpoint path; not with --model."

@@ -11,9 +11,9 @@ chose). The converter writes exactly ``target.dest`` and returns an :class:`Arti
 the manifest's tensor specs, the options it used, tool versions and graph facts.
 
 The edge modules (:mod:`.onnx`, :mod:`.tflite`, :mod:`.tflite_int8`, :mod:`.onnx_int8`,
-:mod:`.coreml`) register their ``convert`` when imported. They are listed in
+:mod:`.coreml`, :mod:`.executorch`) register their ``convert`` when imported. They are listed in
 :data:`EDGE_MODULES` and imported when the registry is first read, so that registering costs
-nothing heavy: coremltools, TensorFlow and onnx2tf are imported inside ``convert`` only.
+nothing heavy: coremltools, TensorFlow, onnx2tf and executorch are imported inside ``convert`` only.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from sinet_deploy.runtimes.base import TensorSpec
 if TYPE_CHECKING:
     from torch import nn
 
-FORMATS = ("onnx", "tflite", "coreml")
+FORMATS = ("onnx", "tflite", "coreml", "executorch")
 PRECISIONS = ("fp32", "fp16", "int8w", "int8")
 IO_MODES = ("image", "raw")
 #: The modules that register converters when imported, one per edge.
@@ -41,6 +41,7 @@ EDGE_MODULES = (
     "sinet_deploy.convert.onnx_int8",
     "sinet_deploy.convert.tflite_int8",
     "sinet_deploy.convert.coreml",
+    "sinet_deploy.convert.executorch",
 )
 
 

@@ -26,6 +26,8 @@ COMPONENTS = (
     "ai-edge-litert",
     "tflite-runtime",
     "coremltools",
+    "executorch",
+    "torchao",
     "matplotlib",
     "typer",
     "rich",

@@ -17,7 +17,12 @@ from sinet_deploy.core.fileio import file_sha256, write_text_atomic
 SCHEMA_VERSION = 1
 
 #: File suffix of each artifact format; a CoreML ML program is a directory (``.mlpackage``).
-FORMAT_SUFFIX = {"onnx": ".onnx", "tflite": ".tflite", "coreml": ".mlpackage"}
+FORMAT_SUFFIX = {
+    "onnx": ".onnx",
+    "tflite": ".tflite",
+    "coreml": ".mlpackage",
+    "executorch": ".pte",
+}
 
 
 def artifact_name(height: int, width: int, precision: str, fmt: str) -> str:

@@ -91,46 +91,64 @@ def elf_header_for_abi(abi: str) -> bytes:
     return header + bytes(ELF_HEADER_SIZE - len(header))
 
 
-def read_binary(path: Path) -> ElfInfo:
-    """The ELF header of a local executable; :class:`DeviceError` if it is not one."""
+_HINTS = {
+    "benchmark_model": (
+        "download LiteRT's android_aarch64 benchmark_model and pass its path",
+        "pass LiteRT's prebuilt benchmark_model for Android (android_aarch64 for arm64 phones)",
+    ),
+    "executor_runner": (
+        "build ExecuTorch's executor_runner for Android (with XNNPACK) and pass its path",
+        "pass ExecuTorch's executor_runner built for Android with the NDK",
+    ),
+}
+
+
+def read_binary(path: Path, tool: str = "benchmark_model") -> ElfInfo:
+    """The ELF header of a local executable (``tool``: benchmark_model or executor_runner);
+    :class:`DeviceError` if it is not one."""
     path = Path(path)
+    missing_hint, build_hint = _HINTS[tool]
+    label = "benchmark binary" if tool == "benchmark_model" else "runner"
     if not path.is_file():
-        raise DeviceError(
-            f"benchmark binary {path} does not exist",
-            hint="download LiteRT's android_aarch64 benchmark_model and pass its path",
-        )
+        raise DeviceError(f"{label} {path} does not exist", hint=missing_hint)
     with open(path, "rb") as fh:
         head = fh.read(ELF_HEADER_SIZE)
     info = read_elf_header(head)
     if info is None:
         what = "a script" if head.startswith(b"#!") else "not an ELF executable"
-        raise DeviceError(
-            f"benchmark binary {path.name} is {what}",
-            hint="pass LiteRT's prebuilt benchmark_model for Android "
-            "(android_aarch64 for arm64 phones)",
-        )
+        raise DeviceError(f"{label} {path.name} is {what}", hint=build_hint)
     if info.elf_type not in (2, 3):
         raise DeviceError(
-            f"benchmark binary {path.name} is an ELF object/core file, not an executable",
-            hint="pass the benchmark_model executable itself",
+            f"{label} {path.name} is an ELF object/core file, not an executable",
+            hint=f"pass the {tool} executable itself",
         )
     return info
 
 
-def check_binary_for_device(path: Path, abilist: list[str]) -> ElfInfo:
+def check_binary_for_device(
+    path: Path, abilist: list[str], tool: str = "benchmark_model"
+) -> ElfInfo:
     """Check that ``path`` is an executable the device's ABIs can run; :class:`DeviceError` if not.
 
     Args:
-        path: the local ``benchmark_model`` binary.
+        path: the local ``benchmark_model`` (or ``executor_runner``) binary.
         abilist: the device's ``ro.product.cpu.abilist`` (primary ABI first).
+        tool: which of the two it is, for the messages.
     """
-    info = read_binary(path)
+    info = read_binary(path, tool)
     if info.abi not in abilist:
         want = abilist[0] if abilist else "unknown"
+        label = "benchmark binary" if tool == "benchmark_model" else "runner"
+        if tool == "benchmark_model":
+            hint = (
+                f"use the benchmark_model built for {want} "
+                f"(LiteRT's {'android_aarch64' if want == 'arm64-v8a' else 'android_' + want})"
+            )
+        else:
+            hint = f"build executor_runner for {want} (-DANDROID_ABI={want})"
         raise DeviceError(
-            f"benchmark binary {path.name} is {info.describe()} but the device runs "
+            f"{label} {path.name} is {info.describe()} but the device runs "
             f"{', '.join(abilist) or 'an unknown ABI'}",
-            hint=f"use the benchmark_model built for {want} "
-            f"(LiteRT's {'android_aarch64' if want == 'arm64-v8a' else 'android_' + want})",
+            hint=hint,
         )
     return info

@@ -29,14 +29,14 @@ class BenchCommand(Protocol):
     def __call__(self, *, runs: int, warmup: int, extra: list[str]) -> str: ...
 
 
-def gate_threshold(manifest: dict[str, Any] | None) -> tuple[float, str]:
-    """The mean-IoU bound for this artifact, and where it comes from."""
+def gate_threshold(manifest: dict[str, Any] | None, fmt: str = "tflite") -> tuple[float, str]:
+    """The mean-IoU bound for this artifact (``fmt``: tflite or executorch), and its source."""
     from sinet_deploy.verify.tolerances import DEVICE_MEAN_IOU, TOLERANCES
 
     precision = str((manifest or {}).get("precision", "fp32"))
-    tol = TOLERANCES.get(("tflite", precision))
+    tol = TOLERANCES.get((fmt, precision))
     if tol is not None and tol.mean_iou is not None and tol.mean_iou < DEVICE_MEAN_IOU:
-        return tol.mean_iou, f"registered tolerance for tflite/{precision}: {tol.why}"
+        return tol.mean_iou, f"registered tolerance for {fmt}/{precision}: {tol.why}"
     return DEVICE_MEAN_IOU, "on-device parity gate (mean mask IoU vs PyTorch)"
 
 
@@ -69,8 +69,10 @@ def run_parity(
     manifest: dict[str, Any] | None,
     progress: Callable[[int, int], None] | None = None,
     reference_note: str | None = None,
+    desktop_runtime: str = "litert",
 ) -> dict[str, Any]:
-    """Run every image through the device, desktop LiteRT and the reference; the parity block."""
+    """Run every image through the device, the same model on the desktop (``desktop_runtime``:
+    litert or executorch) and the reference; the parity block."""
     from sinet_deploy.models.preprocessing import load_input
 
     h, w = desktop.input_size
@@ -85,7 +87,9 @@ def run_parity(
             vs_torch.append(compare(reference(image), on_device))
         if progress is not None:
             progress(i + 1, len(images))
-    threshold, why = gate_threshold(manifest)
+    threshold, why = gate_threshold(
+        manifest, "executorch" if desktop_runtime == "executorch" else "tflite"
+    )
     desk = aggregate(vs_desktop)
     torch_stats = aggregate(vs_torch) if vs_torch else None
     main_rows = vs_torch or vs_desktop
@@ -95,12 +99,14 @@ def run_parity(
         {
             **main,
             "worst_image": worst,
-            "reference": "pytorch" if torch_stats else "litert-desktop",
+            "reference": "pytorch" if torch_stats else f"{desktop_runtime}-desktop",
             "threshold_mean_iou": threshold,
             "threshold_why": why,
             "passed": bool(main["mean_iou"] >= threshold),
             "vs_pytorch": torch_stats,
-            "vs_litert_desktop": desk,
+            f"vs_{desktop_runtime}_desktop": desk,
+            "vs_desktop": desk,
+            "desktop_runtime": desktop_runtime,
             "pytorch_note": reference_note,
         }
     )
@@ -111,7 +117,7 @@ class ParitySetup:
     """What parity needs, prepared (and validated) before anything is pushed."""
 
     images: list[Path]
-    desktop: Session  # the same .tflite on desktop LiteRT (its I/O contract is reused)
+    desktop: Session  # the same model on the desktop (its I/O contract is reused)
     reference: Session | None  # PyTorch fp32, when weights are known
     reference_note: str | None
     manifest: dict[str, Any]
@@ -203,6 +209,75 @@ def device_parity(
                 reference_note=setup.reference_note,
             )
         except ValueError as exc:  # split_outputs: the output file has the wrong size
+            raise DeviceError(
+                f"parity output from {serial} is unusable ({exc})",
+                hint="the manifest may not describe this model; re-export",
+            ) from None
+
+
+def et_device_parity(
+    adb: Adb, serial: str, remote: RemoteDir, command: BenchCommand, setup: ParitySetup
+) -> dict[str, Any]:
+    """On-device parity of a ``.pte`` through executor_runner's ``--inputs``/``--output_file``.
+
+    ``--inputs`` takes each input's raw bytes (no header, in input order); ``--output_file
+    BASE`` writes each tensor output's bytes to ``BASE-<i>.bin``
+    (``examples/portable/executor_runner/executor_runner.cpp``).
+    """
+    from sinet_deploy.device.et_output import unknown_flags
+    from sinet_deploy.device.session import DeviceSession
+
+    n_out = len(setup.desktop.contract.outputs)
+    remote_in, remote_base = remote.file("input.bin"), remote.file("output")
+    remote_outs = [f"{remote_base}-{i}.bin" for i in range(n_out)]
+    calls = {"n": 0}
+
+    with tempfile.TemporaryDirectory(prefix="sinet-parity-") as tmp:
+        local_in = Path(tmp) / "input.bin"
+
+        def run_once(data: bytes) -> bytes:
+            local_in.write_bytes(data)
+            adb.push(serial, [local_in], remote_in)
+            extra = [f"--inputs={quote(remote_in)}", f"--output_file={quote(remote_base)}"]
+            rm = " ".join(quote(o) for o in remote_outs)
+            line = f"rm -f {rm}; " + command(runs=1, warmup=0, extra=extra)
+            res = adb.shell(serial, line, timeout=300)
+            calls["n"] += 1
+            unknown = unknown_flags(res.text)
+            if unknown:
+                raise DeviceError(
+                    f"the executor_runner on {serial} is too old for on-device parity: "
+                    f"it does not know --{unknown[0]}",
+                    hint="use the executor_runner of a current ExecuTorch release, or drop "
+                    "--parity",
+                )
+            check_run(res.rc, res.text, f"parity run {calls['n']}", serial, "executor_runner")
+            chunks = []
+            for k, remote_out in enumerate(remote_outs):
+                if adb.shell(serial, f"ls {quote(remote_out)}").rc != 0:
+                    raise DeviceError(
+                        f"executor_runner on {serial} wrote no output file {remote_out}",
+                        hint="this executor_runner may be too old for --output_file; use a "
+                        "current ExecuTorch build",
+                    )
+                local_out = Path(tmp) / f"output-{k}.bin"
+                local_out.unlink(missing_ok=True)
+                adb.pull(serial, [remote_out], local_out)
+                chunks.append(local_out.read_bytes())
+            return b"".join(chunks)
+
+        device = DeviceSession(setup.desktop, run_once, name=f"{serial} (on device)")
+        try:
+            return run_parity(
+                device,
+                setup.desktop,
+                setup.reference,
+                setup.images,
+                setup.manifest,
+                reference_note=setup.reference_note,
+                desktop_runtime="executorch",
+            )
+        except ValueError as exc:  # split_outputs: an output file has the wrong size
             raise DeviceError(
                 f"parity output from {serial} is unusable ({exc})",
                 hint="the manifest may not describe this model; re-export",

@@ -35,7 +35,8 @@ class DeviceBenchOptions:
     """What ``device bench`` was asked to do (the CLI's options, checked there)."""
 
     artifact: Path
-    benchmark_binary: Path
+    #: LiteRT's benchmark_model (for a .tflite).
+    benchmark_binary: Path | None = None
     threads: int = 1
     delegate: str = "xnnpack"
     runs: int = 50
@@ -46,6 +47,34 @@ class DeviceBenchOptions:
     keep: bool = False
     images: Path | None = None
     weights: str | None = None
+    #: ExecuTorch's executor_runner (for a .pte).
+    runner: Path | None = None
+
+    @property
+    def is_executorch(self) -> bool:
+        return Path(self.artifact).suffix == ".pte"
+
+    @property
+    def tool(self) -> str:
+        """What runs the model on the device: benchmark_model or executor_runner."""
+        return "executor_runner" if self.is_executorch else "benchmark_model"
+
+    @property
+    def binary(self) -> Path:
+        """The executable that runs the model on the device."""
+        binary = self.runner if self.is_executorch else self.benchmark_binary
+        if binary is None:
+            if self.is_executorch:
+                raise DeviceError(
+                    f"{Path(self.artifact).name} is an ExecuTorch program: pass --runner PATH",
+                    hint="ExecuTorch's executor_runner built for Android with XNNPACK "
+                    "(see docs/device.md)",
+                )
+            raise DeviceError(
+                f"{Path(self.artifact).name} needs --benchmark-binary PATH",
+                hint="download LiteRT's android_aarch64 benchmark_model and pass its path",
+            )
+        return binary
 
 
 class RemoteDir:
@@ -103,31 +132,34 @@ def _signal_name(rc: int) -> str:
         return f"signal {rc - 128}"
 
 
-def check_run(res_rc: int, text: str, what: str, serial: str) -> None:
-    """Turn a failed benchmark_model run into a one-line :class:`DeviceError`."""
+def check_run(
+    res_rc: int, text: str, what: str, serial: str, tool: str = "benchmark_model"
+) -> None:
+    """Turn a failed run of ``tool`` (benchmark_model, executor_runner) into a one-line
+    :class:`DeviceError`."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     last = next((ln for ln in reversed(lines) if "error" in ln.lower() or "not " in ln), None)
     last = last or (lines[-1] if lines else "no output")
     if res_rc in (126, 127):
         if "ELF" in text:
             raise DeviceError(
-                f"{serial} cannot execute the benchmark binary: {last[-160:]}",
-                hint="pass a benchmark_model built for the device's ABI",
+                f"{serial} cannot execute the {tool} binary: {last[-160:]}",
+                hint=f"pass a {tool} built for the device's ABI",
             )
         raise DeviceError(
-            f"{serial} cannot execute the benchmark binary: {last[-160:]}",
+            f"{serial} cannot execute the {tool} binary: {last[-160:]}",
             hint="check that /data/local/tmp allows execution on this device",
         )
     if res_rc > 128:
         raise DeviceError(
-            f"benchmark_model crashed on {serial} during {what} "
-            f"({_signal_name(res_rc)}, exit {res_rc})",
-            hint="try another benchmark_model build, fewer threads or "
-            "--delegate cpu; `adb logcat` shows the crash",
+            f"{tool} crashed on {serial} during {what} ({_signal_name(res_rc)}, exit {res_rc})",
+            hint=f"try another {tool} build or fewer threads"
+            + (" or --delegate cpu" if tool == "benchmark_model" else "")
+            + "; `adb logcat` shows the crash",
         )
     if res_rc != 0:
         raise DeviceError(
-            f"benchmark_model failed on {serial} during {what} (exit {res_rc}): {last[-160:]}",
+            f"{tool} failed on {serial} during {what} (exit {res_rc}): {last[-160:]}",
             hint="rerun with --keep and look at the output above",
         )
 

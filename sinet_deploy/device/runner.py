@@ -5,6 +5,9 @@ removed at the end (also after a failure, reconnecting first when the device dro
 ``keep`` is set. The binary's ELF machine is checked against the device ABI before anything is
 pushed. Numbers from a simulated device carry ``simulated: true`` and a note saying what they
 are: the host CPU running LiteRT, not a phone.
+
+A ``.pte`` model runs the same way with ExecuTorch's ``executor_runner`` (``runner``) in place
+of benchmark_model (``device/et_output.py`` says what it prints and how it is timed).
 """
 
 from __future__ import annotations
@@ -19,6 +22,14 @@ from sinet_deploy.core.errors import DeviceError, SinetDeployError
 from sinet_deploy.device.adb import Adb, quote
 from sinet_deploy.device.bench_output import BenchOutput, BenchOutputError, parse_benchmark_output
 from sinet_deploy.device.elf import check_binary_for_device, read_binary
+from sinet_deploy.device.et_output import (
+    RunnerOutput,
+    RunnerTimings,
+    parse_runner_output,
+    runner_command,
+    timings,
+    unknown_flags,
+)
 from sinet_deploy.device.info import DeviceInfo, battery_temperature, read_device_info
 from sinet_deploy.device.remote import (
     DELEGATE_FLAG,
@@ -39,6 +50,10 @@ _KERNEL_NAME = {"xnnpack": "xnnpack", "gpu": "gpu", "nnapi": "nnapi"}
 SIMULATED_NOTE = (
     "SIMULATED device: timings are this host's CPU running LiteRT through the "
     "sinet-deploy stand-in benchmark_model, not a phone"
+)
+SIMULATED_ET_NOTE = (
+    "SIMULATED device: timings are this host's CPU running ExecuTorch through the "
+    "sinet-deploy stand-in executor_runner, not a phone"
 )
 
 Log = Callable[[str], None]
@@ -93,7 +108,8 @@ def _ms(us: float | None) -> float | None:
 
 
 def check_local_inputs(opts: DeviceBenchOptions) -> None:
-    """The mistakes that need no device: unknown delegate, unusable artifact or binary.
+    """The mistakes that need no device: unknown delegate, unusable artifact or binary,
+    options that do not apply to the model's format.
 
     Raises:
         DeviceError, ArtifactError: before anything touches (or is left on) a device.
@@ -102,8 +118,40 @@ def check_local_inputs(opts: DeviceBenchOptions) -> None:
         raise DeviceError(
             f"unknown delegate {opts.delegate!r}", hint=f"choose one of {', '.join(DELEGATES)}"
         )
-    check_tflite(opts.artifact)
-    read_binary(opts.benchmark_binary)
+    if opts.is_executorch:
+        _check_local_program(opts)
+    else:
+        check_tflite(opts.artifact)
+        if opts.runner is not None:
+            raise DeviceError(
+                "--runner runs ExecuTorch programs (.pte); a .tflite needs --benchmark-binary",
+                hint="pass LiteRT's benchmark_model with --benchmark-binary PATH",
+            )
+    read_binary(opts.binary, opts.tool)
+
+
+def _check_local_program(opts: DeviceBenchOptions) -> None:
+    """A .pte: the program file loads, and no LiteRT-only option was given."""
+    from sinet_deploy.runtimes.executorch_rt import check_program_file
+
+    if not Path(opts.artifact).is_file():
+        raise DeviceError(f"model {opts.artifact} does not exist", hint="check the path")
+    check_program_file(Path(opts.artifact))
+    if opts.benchmark_binary is not None:
+        raise DeviceError(
+            "--benchmark-binary runs .tflite models; a .pte needs --runner",
+            hint="pass ExecuTorch's executor_runner with --runner PATH",
+        )
+    for flag, used in (
+        ("--op-profiling", opts.op_profiling),
+        ("--require-full-delegation", opts.require_full_delegation),
+        ("--delegate " + opts.delegate, opts.delegate != "xnnpack"),
+    ):
+        if used:
+            raise DeviceError(
+                f"{flag} applies to .tflite models only",
+                hint="a .pte carries its delegation (XNNPACK) inside the program; drop the option",
+            )
 
 
 def bench_devices(
@@ -136,7 +184,7 @@ def run_device_bench(
     info = read_device_info(adb, serial)
     tag = " [SIMULATED]" if info.simulated else ""
     say(f"{serial}{tag}: {info.label}, Android {info.android}, {info.abi}")
-    elf = check_binary_for_device(opts.benchmark_binary, info.abilist)
+    elf = check_binary_for_device(opts.binary, info.abilist, opts.tool)
     _check_taskset(opts.taskset, info)
     remote = RemoteDir(adb, serial)
     target = _Target(
@@ -144,7 +192,7 @@ def run_device_bench(
         serial,
         info,
         remote,
-        binary=remote.file("benchmark_model"),
+        binary=remote.file(opts.tool),
         model=remote.file(Path(opts.artifact).name),
         say=say,
     )
@@ -153,8 +201,8 @@ def run_device_bench(
         {
             "remote_dir": remote.path,
             "remote_dir_kept": opts.keep,
-            "benchmark_binary": {
-                "path": str(opts.benchmark_binary),
+            "runner" if opts.is_executorch else "benchmark_binary": {
+                "path": str(opts.binary),
                 "elf": elf.describe(),
                 "output_format": result.get("benchmark_output_format"),
             },
@@ -171,7 +219,7 @@ def _run_in_remote_dir(
     failure: BaseException | None = None
     try:
         _push(target, opts)
-        result = _timed_run(target, opts)
+        result = _et_timed_run(target, opts) if opts.is_executorch else _timed_run(target, opts)
         if parity_setup is not None:
             result["parity"] = _device_parity(target, opts, parity_setup)
     except BaseException as exc:
@@ -206,7 +254,7 @@ def _push(target: _Target, opts: DeviceBenchOptions) -> None:
     adb, serial = target.adb, target.serial
     target.remote.create()
     target.say(f"{serial}{target.tag}: pushing to {target.remote.path}")
-    adb.push(serial, [Path(opts.benchmark_binary)], target.binary)
+    adb.push(serial, [Path(opts.binary)], target.binary)
     res = adb.shell(serial, f"chmod 755 {quote(target.binary)}")
     if res.rc != 0:
         raise DeviceError(
@@ -218,7 +266,7 @@ def _push(target: _Target, opts: DeviceBenchOptions) -> None:
 
 
 def _device_parity(target: _Target, opts: DeviceBenchOptions, setup: ParitySetup) -> dict[str, Any]:
-    from sinet_deploy.device.parity import device_parity
+    from sinet_deploy.device.parity import device_parity, et_device_parity
 
     target.say(f"{target.serial}{target.tag}: on-device parity on {len(setup.images)} image(s)")
 
@@ -226,6 +274,18 @@ def _device_parity(target: _Target, opts: DeviceBenchOptions, setup: ParitySetup
         once = replace(opts, runs=runs, warmup=warmup)
         return bench_command(target.binary, target.model, once, extra)
 
+    def et_command(*, runs: int, warmup: int, extra: list[str]) -> str:
+        return runner_command(
+            target.binary,
+            target.model,
+            threads=opts.threads,
+            executions=runs + warmup,
+            taskset=opts.taskset,
+            extra=extra,
+        )
+
+    if opts.is_executorch:
+        return et_device_parity(target.adb, target.serial, target.remote, et_command, setup)
     return device_parity(target.adb, target.serial, target.remote, command, setup)
 
 
@@ -339,3 +399,119 @@ def _latency(out: BenchOutput, opts: DeviceBenchOptions) -> dict[str, Any]:
         "first_inference_ms": _ms(out.first_us),
         "warmup_mean_ms": _ms(out.warmup_avg_us),
     }
+
+
+def _program_delegation(artifact: Path) -> dict[str, Any]:
+    """The delegation recorded in the .pte's manifest at export (the runner prints none)."""
+    from sinet_deploy.core.manifest import read_manifest
+
+    try:
+        graph = (read_manifest(artifact) or {}).get("graph") or {}
+    except SinetDeployError:
+        graph = {}
+    subgraphs = graph.get("delegated_subgraphs")
+    return {
+        "requested": "xnnpack",
+        "applied": None if subgraphs is None else subgraphs > 0,
+        "coverage": "in the program" if subgraphs is None else f"{subgraphs} XNNPACK subgraph(s)",
+        "delegated_ops": graph.get("delegated_ops"),
+        "portable_ops": graph.get("portable_ops"),
+        "source": "the program's manifest (lowered at export)",
+        "messages": [],
+    }
+
+
+def _et_timed_run(target: _Target, opts: DeviceBenchOptions) -> dict[str, Any]:
+    """The timed executor_runner run (warm-up and timed executions in one process), parsed
+    into the result ``device bench`` reports."""
+    adb, serial, info = target.adb, target.serial, target.info
+    temp_before = battery_temperature(adb, serial)
+    executions = opts.warmup + opts.runs
+    target.say(
+        f"{serial}{target.tag}: running executor_runner ({opts.threads} thread(s), "
+        f"{opts.warmup} warm-up + {opts.runs} executions in one process)"
+    )
+    command = runner_command(
+        target.binary,
+        target.model,
+        threads=opts.threads,
+        executions=executions,
+        taskset=opts.taskset,
+    )
+    res = adb.shell(serial, command, timeout=900)
+    temp_after = battery_temperature(adb, serial)
+    text = res.text
+    out, t = _parse_runner(text, res.rc, serial, opts)
+    result: dict[str, Any] = {
+        "simulated": info.simulated,
+        "device": info.to_dict(),
+        "artifact": Path(opts.artifact).name,
+        "runtime": "executorch",
+        "delegate": "xnnpack",
+        "threads": opts.threads,
+        "threads_reported": out.threads,
+        "taskset": opts.taskset,
+        "runs": t.runs,
+        "warmup_runs": opts.warmup if out.format == "per-iteration" else 0,
+        "median_ms": round(t.median_ms, 4),
+        "median_source": t.median_source,
+        "mean_ms": round(t.mean_ms, 4),
+        "min_ms": _round(t.min_ms),
+        "max_ms": _round(t.max_ms),
+        "std_ms": _round(t.std_ms),
+        "p5_ms": _round(t.p5_ms),
+        "p95_ms": _round(t.p95_ms),
+        "fps": round(1000.0 / t.median_ms, 2) if t.median_ms > 0 else None,
+        "init_ms": _round(out.load_ms),
+        "first_inference_ms": _round(t.first_ms),
+        "warmup_mean_ms": _round(t.warmup_mean_ms),
+        "total_execution_ms": round(out.total_ms, 4),
+        "executions": out.executions,
+        "delegation": _program_delegation(Path(opts.artifact)),
+        "temperature_c": {"battery_before": temp_before, "battery_after": temp_after},
+        "op_profile": None,
+        "benchmark_output_format": f"executor_runner ({out.format})",
+        "benchmark_output": text,
+        "parity": None,
+    }
+    if info.simulated:
+        result["note"] = SIMULATED_ET_NOTE
+    return result
+
+
+def _parse_runner(
+    text: str, rc: int, serial: str, opts: DeviceBenchOptions
+) -> tuple[RunnerOutput, RunnerTimings]:
+    """executor_runner's output and timings, checked: flags it knows, exit status, timings,
+    and as many executions as were asked for."""
+    executions = opts.warmup + opts.runs
+    unknown = unknown_flags(text)
+    if unknown:
+        raise DeviceError(
+            f"the executor_runner on {serial} does not know --{unknown[0]}",
+            hint="build executor_runner from current ExecuTorch sources "
+            "(it needs --num_executions and --cpu_threads)",
+        )
+    check_run(rc, text, "the timed run", serial, tool="executor_runner")
+    try:
+        out = parse_runner_output(text)
+        t = timings(out, opts.warmup)
+    except BenchOutputError as exc:
+        snippet = " ".join(text.split())[:80]
+        raise DeviceError(
+            f"executor_runner on {serial} printed no usable timings ({exc}); "
+            f"its output began: {snippet!r}",
+            hint="pass ExecuTorch's executor_runner built with the posix PAL "
+            "(EXECUTORCH_PAL_DEFAULT=posix, the default) and logging on",
+        ) from None
+    if out.executions != executions:
+        raise DeviceError(
+            f"executor_runner on {serial} ran {out.executions} execution(s), "
+            f"not the {executions} asked for",
+            hint="make sure --runner is ExecuTorch's executor_runner",
+        )
+    return out, t
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)

@@ -1,8 +1,9 @@
 """Load an artifact → a callable session with one contract for every runtime.
 
 ``load_session(path)`` picks the runtime from the file type (``.onnx`` → ONNX Runtime,
-``.tflite`` → LiteRT, ``.mlpackage``/``.mlmodel`` → CoreML when registered) and reads the
-manifest beside it when there is one; ``torch_reference()`` is the PyTorch fp32 reference.
+``.tflite`` → LiteRT, ``.mlpackage``/``.mlmodel`` → CoreML when registered, ``.pte`` →
+ExecuTorch) and reads the manifest beside it when there is one; ``torch_reference()`` is the
+PyTorch fp32 reference.
 Every session maps ``uint8 RGB [1,H,W,3]`` → ``float32 probability [1,H,W,1]``; see
 :class:`sinet_deploy.runtimes.base.Session`.
 
@@ -48,9 +49,16 @@ def _coreml_loader(path: Path, manifest: dict[str, Any] | None, **kw: Any) -> Se
     return load_coreml(path, manifest, **kw)
 
 
+def _executorch_loader(path: Path, manifest: dict[str, Any] | None, **kw: Any) -> Session:
+    from sinet_deploy.runtimes.executorch_rt import ExecuTorchSession
+
+    return ExecuTorchSession(path, manifest, **kw)
+
+
 register_loader(".onnx", _onnx_loader)
 register_loader(".tflite", _litert_loader)
 register_loader(".mlpackage", _coreml_loader)  # NumPy reference evaluator off macOS
+register_loader(".pte", _executorch_loader)
 
 
 def _optional_manifest(path: Path) -> dict[str, Any] | None:
@@ -73,7 +81,7 @@ def load_session(path: str | Path, *, threads: int = 1, provider: str = "cpu") -
     """Open an artifact (ours, with a manifest, or a third-party peer model) as a session.
 
     Args:
-        path: ``.onnx`` or ``.tflite`` file (more suffixes via :func:`register_loader`).
+        path: ``.onnx``, ``.tflite``, ``.mlpackage`` or ``.pte`` (more via :func:`register_loader`).
         threads: intra-op threads of the runtime.
         provider: ``"cpu"`` (default; LiteRT keeps its XNNPACK delegate), runtime-specific
             extras such as ``"reference"`` for LiteRT without delegates.

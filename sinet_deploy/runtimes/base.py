@@ -186,7 +186,7 @@ class Session(ABC):
     Attributes:
         name: display name (artifact file name, or ``torch-reference``).
         runtime: ``"torch"``, ``"onnxruntime"``, ``"litert"``, ``"coreml-reference"``,
-            ``"coreml"`` or ``"device"``.
+            ``"coreml"``, ``"executorch"`` or ``"device"``.
         input_size: ``(H, W)`` the model takes.
         manifest: the artifact's manifest, or ``None`` (peer models, the torch reference).
         contract: how images map onto native tensors (:class:`IOContract`).

@@ -23,6 +23,7 @@ from typing import Any
 
 from sinet_deploy.core.errors import MissingDependencyError, UserInputError
 from sinet_deploy.device.sim import protocol as p
+from sinet_deploy.device.sim.et_standin import is_et_standin, run_et_standin, write_et_standin
 from sinet_deploy.device.sim.profile import DeviceProfile, get_profile
 from sinet_deploy.device.sim.sandbox import Sandbox
 from sinet_deploy.device.sim.services import SyncService, run_shell_service
@@ -217,7 +218,7 @@ class SimulatedDevice:
     Args:
         profile: what the device claims to be and how it fails.
         port: TCP port; 0 lets the OS choose (see :attr:`port` after :meth:`start`).
-        workdir: folder for the sandbox and the stand-in binary (a temporary one if omitted).
+        workdir: folder for the sandbox and the stand-in binaries (a temporary one if omitted).
         host: address to listen on (loopback by default: nothing outside this machine).
     """
 
@@ -239,6 +240,9 @@ class SimulatedDevice:
         self.benchmark_binary = write_standin(
             self.workdir / "benchmark_model_SIMULATED", profile.abi
         )
+        self.executorch_runner = write_et_standin(
+            self.workdir / "executor_runner_SIMULATED", profile.abi
+        )
         self.disconnected_once = False
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -259,10 +263,11 @@ class SimulatedDevice:
         return f"{self._host}:{self.port}"
 
     def describe(self) -> dict[str, Any]:
-        """Serial, stand-in binary, profile, failure mode, ABI and sandbox folder."""
+        """Serial, stand-in binaries, profile, failure mode, ABI and sandbox folder."""
         return {
             "serial": self.serial,
             "benchmark_binary": str(self.benchmark_binary),
+            "executorch_runner": str(self.executorch_runner),
             "simulated": True,
             "profile": self.profile.name,
             "failure": self.profile.failure,
@@ -286,6 +291,9 @@ class SimulatedDevice:
     def _run_standin(self, argv: list[str], shell: Shell) -> tuple[bytes, bytes, int]:
         # One benchmark at a time, as on a phone whose big cores one run already saturates.
         with self._standin_lock:
+            head = shell.sandbox.host_path(argv[0], shell.cwd).read_bytes()[:4096]
+            if is_et_standin(head):
+                return run_et_standin(argv, shell)
             return run_standin(argv, shell)
 
     def start(self) -> SimulatedDevice:
@@ -330,7 +338,7 @@ class SimulatedDevice:
 @dataclass(frozen=True)
 class SimulateOptions:
     """What ``device simulate`` was asked for: port (0: a free one), profile, failure mode,
-    and the folder for the sandbox and stand-in (``None``: a temporary one)."""
+    and the folder for the sandbox and stand-ins (``None``: a temporary one)."""
 
     port: int = 0
     profile: str = "current"

@@ -5,8 +5,8 @@ quoting, ``$?``, redirections (``>``, ``>>``, ``2>&1``, ``2>/dev/null``), and th
 ``getprop cat echo mkdir rm rmdir chmod ls df test [ true false uname id whoami dumpsys
 taskset sh cd exit sleep`` plus executing a pushed file. Error messages and exit codes copy
 Android's mksh and toybox (``inaccessible or not found`` 127, ``can't execute`` 126, …).
-Executing a file runs the stand-in benchmark_model when the file carries its marker; any other
-program is refused, because nothing here can run real ARM code.
+Executing a file runs the stand-in benchmark_model or executor_runner when the file carries
+its marker; any other program is refused, because nothing here can run real ARM code.
 """
 
 from __future__ import annotations
@@ -472,6 +472,7 @@ class Shell:
     # -- executing files -------------------------------------------------------------------
     def _exec_file(self, argv: list[str]) -> Result:
         from sinet_deploy.device.elf import ElfInfo, read_elf_header
+        from sinet_deploy.device.sim.et_standin import is_et_standin
         from sinet_deploy.device.sim.standin import is_standin
 
         name = argv[0]
@@ -493,10 +494,10 @@ class Shell:
             )
         if info.abi not in self.profile.props["ro.product.cpu.abilist"].split(","):
             return self._err(f"{SH}: {name}: not executable: {info.bits}-bit ELF file\n", 126)
-        if not is_standin(head):
+        if not (is_standin(head) or is_et_standin(head)):
             return self._err(
                 f"{SH}: {name}: not executable: this SIMULATED device runs only the "
-                "sinet-deploy stand-in benchmark_model, not real ARM code\n",
+                "sinet-deploy stand-ins (benchmark_model, executor_runner), not real ARM code\n",
                 126,
             )
         out, err, rc = self.run_standin(argv, self)
