@@ -7,12 +7,13 @@ them with :func:`~sinet_deploy.benchmark.timing.run_benchmark`.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sinet_deploy.benchmark import timing
+from sinet_deploy.benchmark import roofline, timing
 from sinet_deploy.benchmark.timing import BenchResult, Candidate
 
 ProgressFn = Callable[[str, int, int], None]
@@ -38,6 +39,8 @@ class BenchOptions:
         weights: checkpoint of the PyTorch rows (``"official"``, ``"random"`` or a path).
         torch_row: list PyTorch eager as the reference.
         cuda: list the CUDA rows (``None``: only when this machine has an NVIDIA GPU).
+        roofline: also time each runtime's dense-convolution ceiling, for the GMAC/s and
+            ceiling-share columns (:mod:`sinet_deploy.benchmark.roofline`).
     """
 
     artifacts: tuple[Path, ...] = ()
@@ -49,6 +52,7 @@ class BenchOptions:
     weights: str = "official"
     torch_row: bool = True
     cuda: bool | None = None
+    roofline: bool = True
 
 
 def bench_candidates(options: BenchOptions) -> list[Candidate]:
@@ -71,11 +75,33 @@ def bench_candidates(options: BenchOptions) -> list[Candidate]:
             out += _torch_rows(sizes, t, options.weights)
         out += [Candidate("artifact", path=str(a), threads=t, skip=_skip(a)) for a in artifacts]
         out += [Candidate("peer", path=str(p), threads=t, label=p.name) for p in options.peers]
+        if options.roofline:
+            out += roofline.ceiling_candidates(_runtimes(options), t)
     if cuda:
         out += timing.cuda_candidates(
             [str(a) for a in artifacts], weights=options.weights, input_size=sizes[0]
         )
     return out
+
+
+def _runtimes(options: BenchOptions) -> list[tuple[str, str]]:
+    """``(runtime, precision class)`` of every CPU row, for the ceilings to time."""
+    pairs = [("torch", "fp32")] if options.torch_row else []
+    for a in options.artifacts:
+        if (rt := roofline.runtime_of(a)) and _skip(a) is None:
+            pairs.append((rt, roofline.precision_class(_manifest_precision(a))))
+    pairs += [(rt, "fp32") for p in options.peers if (rt := roofline.runtime_of(p))]
+    return pairs
+
+
+def _manifest_precision(artifact: Path) -> str | None:
+    from sinet_deploy.core.manifest import manifest_path
+
+    try:
+        precision = json.loads(manifest_path(artifact).read_text()).get("precision")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(precision) if precision else None
 
 
 def _torch_rows(sizes: list[tuple[int, int]], threads: int, weights: str) -> list[Candidate]:
@@ -105,10 +131,13 @@ def run_bench(options: BenchOptions, *, progress: ProgressFn | None = None) -> B
     Raises:
         See :func:`~sinet_deploy.benchmark.timing.run_benchmark`.
     """
-    return timing.run_benchmark(
+    result = timing.run_benchmark(
         bench_candidates(options),
         runs=options.runs,
         warmup=options.warmup,
         rounds=options.rounds,
         progress=progress,
     )
+    roofline.finish_ceilings(result.ceilings)
+    roofline.add_roofline(result.rows, result.ceilings)
+    return result

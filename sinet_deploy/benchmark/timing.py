@@ -42,8 +42,10 @@ from sinet_deploy.core.fileio import path_size
 #: What a candidate is. ``artifact``: a sinet-deploy artifact with its manifest; ``peer``: a
 #: third-party ``.tflite``/``.onnx``; ``torch``: the PyTorch eager reference on the CPU;
 #: ``torch-cuda`` / ``torch-cuda-graph``: the deploy form on a CUDA GPU, eager or replayed as a
-#: CUDA graph; ``factory``: a session made by ``module_file.py:function`` (tests, experiments).
-Kind = Literal["artifact", "peer", "torch", "torch-cuda", "torch-cuda-graph", "factory"]
+#: CUDA graph; ``factory``: a session made by ``module_file.py:function`` (tests, experiments);
+#: ``ceiling``: a runtime's dense-convolution ceiling (:mod:`sinet_deploy.benchmark.peak`),
+#: reported apart from the rows.
+Kind = Literal["artifact", "peer", "torch", "torch-cuda", "torch-cuda-graph", "factory", "ceiling"]
 
 #: Seconds a worker may take to start and load its model before it is declared hung.
 LOAD_TIMEOUT_S = 600.0
@@ -72,6 +74,7 @@ class Candidate:
         label: display name; defaults to the file name or the runtime.
         factory: ``"function"`` name inside ``path`` for ``kind="factory"``.
         skip: the reason this candidate cannot run here (recorded as a skipped row).
+        ceiling: ``"runtime:precision"`` of a ``kind="ceiling"`` candidate.
     """
 
     kind: Kind
@@ -83,14 +86,16 @@ class Candidate:
     label: str | None = None
     factory: str | None = None
     skip: str | None = None
+    ceiling: str | None = None
 
     @property
     def role(self) -> str:
-        """``reference`` (torch on CPU), ``peer`` (a third-party model) or ``sinet``."""
+        """``reference`` (torch on CPU), ``peer`` (a third-party model), ``ceiling`` or
+        ``sinet``."""
         if self.kind == "torch":
             return "reference"
-        if self.kind == "peer":
-            return "peer"
+        if self.kind in ("peer", "ceiling"):
+            return self.kind
         return "sinet"
 
     def to_spec(self) -> dict[str, Any]:
@@ -135,6 +140,9 @@ class Row:
     preemptions_per_run: float | None = None
     speedup_vs_torch: float | None = None
     time_vs_fastest_sinet: float | None = None
+    macs: int | None = None
+    gmac_per_s: float | None = None
+    ceiling_share: float | None = None
     note: str | None = None
     skipped: str | None = None
     latencies_ms: list[float] = field(default_factory=list)
@@ -175,8 +183,12 @@ class BenchResult:
     wall_s: float
     machine_load: dict[str, Any] = field(default_factory=dict)
     plan: list[int] = field(default_factory=list)
+    #: The runtimes' ceiling rows (``kind="ceiling"``), measured in the same rounds.
+    ceilings: list[Row] = field(default_factory=list)
 
     def to_dict(self, *, with_latencies: bool = True) -> dict[str, Any]:
+        from sinet_deploy.benchmark.peak import ROOFLINE_COLUMNS
+
         return {
             "runs": self.runs,
             "warmup": self.warmup,
@@ -186,6 +198,8 @@ class BenchResult:
             "ratio_columns": RATIO_COLUMNS,
             "ratios": ratio_matrix(self.rows, self.plan),
             "results": [r.to_dict(with_latencies=with_latencies) for r in self.rows],
+            "roofline_columns": ROOFLINE_COLUMNS,
+            "ceilings": [r.to_dict(with_latencies=False) for r in self.ceilings],
         }
 
 
@@ -505,6 +519,7 @@ def _loaded_row(c: Candidate, reply: LoadReply) -> Row:
         input_size=reply.input_size,
         file_size_bytes=path_size(c.path) if c.path and c.kind != "factory" else None,
         note=reply.note,
+        macs=reply.info.get("macs"),
     )
     if reply.skip:
         row.skipped = reply.skip
@@ -596,7 +611,7 @@ def run_benchmark(
     finally:
         for lane in lanes:
             lane.close()
-    rows = [lane.row for lane in lanes]
+    rows = [lane.row for lane in lanes if lane.row.kind != "ceiling"]
     add_ratios(rows, plan)
     machine_load = monitor.stop()
     return BenchResult(
@@ -608,6 +623,7 @@ def run_benchmark(
         wall_s=time.perf_counter() - t_start,
         machine_load=machine_load,
         plan=plan,
+        ceilings=[lane.row for lane in lanes if lane.row.kind == "ceiling"],
     )
 
 

@@ -163,6 +163,14 @@ def load(spec: dict[str, Any]) -> tuple[RunFn, dict[str, Any]] | str:
     info: dict[str, Any] = {"cores": _pin(threads)}
     if kind in ("torch-cuda", "torch-cuda-graph"):
         return _cuda_runner(spec)
+    if kind == "ceiling":
+        from sinet_deploy.benchmark.peak import load_peak
+
+        if spec["ceiling"].startswith("torch:"):
+            _set_torch_threads(threads)
+        runtime, precision = spec["ceiling"].split(":")
+        run_ceiling, ceiling = load_peak(runtime, precision, threads)
+        return run_ceiling, {**info, **ceiling}
     if kind == "factory":
         session = _load_factory(spec)
     elif kind == "torch":

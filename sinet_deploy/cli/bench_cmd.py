@@ -42,8 +42,8 @@ def print_bench_table(bench: dict[str, Any], machine: dict[str, Any] | None = No
 
     from sinet_deploy.benchmark.timing import RATIO_COLUMNS
     from sinet_deploy.cli.tables import print_table, table_console
-    from sinet_deploy.report.notes import busy_warning
-    from sinet_deploy.report.tables import BENCH_HEADER, bench_cells
+    from sinet_deploy.report.notes import busy_warning, ceiling_lines
+    from sinet_deploy.report.tables import BENCH_ALIGN, BENCH_HEADER, bench_cells
 
     rows = [r for r in bench["results"] if not r.get("skipped")]
     cpu = f" on {machine['cpu_model']}" if machine and machine.get("cpu_model") else ""
@@ -51,11 +51,11 @@ def print_bench_table(bench: dict[str, Any], machine: dict[str, Any] | None = No
         f"Latency{cpu} (interleaved, each model in its own process)",
         BENCH_HEADER,
         [bench_cells(r) for r in rows],
-        "llrrrrrrrrrr",
+        BENCH_ALIGN,
         # Dropped first on a narrow terminal: p99, the p10–p90 spread, runtime, threads, the
-        # second ratio. Size, init time and peak memory are what a mobile engineer reads first:
-        # they are never dropped.
-        drop_order=(8, 7, 1, 2, 11),
+        # second ratio, the ceiling share. Size, init time and peak memory are what a mobile
+        # engineer reads first: they are never dropped.
+        drop_order=(8, 7, 1, 2, 11, 13),
         styles=[{"reference": "dim", "peer": "yellow"}.get(r.get("role", ""), "") for r in rows],
     )
     out = table_console()
@@ -64,6 +64,8 @@ def print_bench_table(bench: dict[str, Any], machine: dict[str, Any] | None = No
     for r in bench["results"]:
         if r.get("skipped"):
             out.print(f"[dim]skipped {escape(r['name'])}: {escape(r['skipped'])}[/]")
+    for line in ceiling_lines(bench):
+        out.print(f"[dim]{escape(line)}[/]")
     out.print(
         f"[dim]× PyTorch = {escape(RATIO_COLUMNS['speedup_vs_torch'])}; vs fastest SINet = "
         f"{escape(RATIO_COLUMNS['time_vs_fastest_sinet'])}; paired by round = "
@@ -85,6 +87,11 @@ def bench(
     ),
     weights: str = typer.Option("official", "--weights", help="Weights of the PyTorch row."),
     no_torch: bool = typer.Option(False, "--no-torch", help="Skip the PyTorch eager row."),
+    roofline: bool = typer.Option(
+        True,
+        "--roofline/--no-roofline",
+        help="Time each runtime's dense-convolution ceiling for the GMAC/s and of-ceiling columns.",
+    ),
     cuda: bool = typer.Option(
         None,
         "--cuda/--no-cuda",
@@ -116,6 +123,7 @@ def bench(
         weights=weights,
         torch_row=not no_torch,
         cuda=cuda,
+        roofline=roofline,
     )
     if report is not None:
         ensure_out_dir(report, option="--report")

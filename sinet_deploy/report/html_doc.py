@@ -23,6 +23,7 @@ from sinet_deploy.report.notes import (
 from sinet_deploy.report.overlays import OVERLAY_LEGEND, by_artifact
 from sinet_deploy.report.summary import recommendation
 from sinet_deploy.report.tables import (
+    BENCH_ALIGN,
     BENCH_HEADER,
     EXPORT_HEADER,
     bench_cells,
@@ -134,7 +135,7 @@ def render_html(
             _html_table(
                 BENCH_HEADER,
                 ((bench_cells(r), r.get("role", "")) for r in measured_rows(bench)),
-                "llrrrrrrrrrr",
+                BENCH_ALIGN,
             ),
         ]
         notes = bench_footnotes(bench)

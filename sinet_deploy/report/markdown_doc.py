@@ -18,6 +18,7 @@ from sinet_deploy.report.notes import (
 from sinet_deploy.report.overlays import OVERLAY_LEGEND, by_artifact
 from sinet_deploy.report.summary import recommendation
 from sinet_deploy.report.tables import (
+    BENCH_ALIGN,
     BENCH_HEADER,
     EXPORT_HEADER,
     bench_cells,
@@ -72,7 +73,7 @@ def render_markdown(results: dict[str, Any], overlays: Sequence[dict[str, Any]])
             "",
             bench_note(bench),
             "",
-            _md_table(BENCH_HEADER, (bench_cells(r) for r in measured_rows(bench)), "llrrrrrrrrrr"),
+            _md_table(BENCH_HEADER, (bench_cells(r) for r in measured_rows(bench)), BENCH_ALIGN),
             "",
         ]
         out += [f"- {line}" for line in bench_footnotes(bench)] + [""]

@@ -92,9 +92,24 @@ def busy_warning(bench: dict[str, Any] | None) -> str | None:
     )
 
 
+def ceiling_lines(bench: dict[str, Any]) -> list[str]:
+    """What the roofline columns mean and each runtime's measured ceiling, one line each."""
+    ceilings = [c for c in bench.get("ceilings") or [] if c.get("gmac_per_s")]
+    if not ceilings:
+        return []
+    cols = bench.get("roofline_columns") or {}
+    lines = [f"GMAC/s: {cols.get('gmac_per_s', '')}; of ceiling: {cols.get('ceiling_share', '')}."]
+    for c in ceilings:
+        threads = f"{c['threads']} thread{'s' if c['threads'] != 1 else ''}"
+        lines.append(f"{c['name']}: {c['gmac_per_s']:.1f} GMAC/s at {threads}")
+    return lines
+
+
 def bench_footnotes(bench: dict[str, Any]) -> list[str]:
-    """Per-row notes (what the PyTorch row times) and the rows skipped on this machine."""
+    """Per-row notes (what the PyTorch row times), the runtimes' ceilings and the rows
+    skipped on this machine."""
     notes = [f"{r['name']}: {r['note']}" for r in bench["results"] if r.get("note")]
+    notes += ceiling_lines(bench)
     by_reason: dict[str, list[str]] = {}
     for r in bench["results"]:
         if r.get("skipped"):

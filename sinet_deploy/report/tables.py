@@ -68,7 +68,15 @@ BENCH_HEADER = (
     "FPS",
     "× PyTorch",
     "vs fastest SINet",
+    "GMAC/s",
+    "of ceiling",
 )
+#: Alignment of :data:`BENCH_HEADER`'s columns.
+BENCH_ALIGN = "llrrrrrrrrrrrr"
+
+
+def fmt_share(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.0f}%"
 
 
 def bench_cells(r: dict[str, Any]) -> list[str]:
@@ -81,6 +89,8 @@ def bench_cells(r: dict[str, Any]) -> list[str]:
             "—",
             "—",
             f"skipped: {r['skipped']}",
+            "—",
+            "—",
             "—",
             "—",
             "—",
@@ -100,6 +110,8 @@ def bench_cells(r: dict[str, Any]) -> list[str]:
         f"{r['fps']:.0f}",
         fmt_ratio(r.get("speedup_vs_torch")),
         fmt_ratio(r.get("time_vs_fastest_sinet")),
+        "—" if r.get("gmac_per_s") is None else f"{r['gmac_per_s']:.1f}",
+        fmt_share(r.get("ceiling_share")),
     ]
 
 

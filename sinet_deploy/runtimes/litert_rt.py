@@ -248,6 +248,53 @@ def op_counts(path_or_bytes: Path | bytes) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+#: Ops whose multiply-accumulates :func:`graph_macs` counts, by how their weights are laid out.
+_MAC_OPS = {
+    "CONV_2D": "ohwi",  # out elements × kh × kw × cin (per group)
+    "DEPTHWISE_CONV_2D": "1hwo",  # out elements × kh × kw
+    "FULLY_CONNECTED": "oi",  # out elements × in features
+    "TRANSPOSE_CONV": "t",  # in elements × kh × kw × cout
+    "CUSTOM:Convolution2DTransposeBias": "t",  # MediaPipe's transpose conv (weights OHWI)
+}
+
+
+def graph_macs(path_or_bytes: Path | bytes) -> int | None:
+    """Multiply-accumulates per inference of a ``.tflite`` graph's convolutions and fully
+    connected layers, from its tensor shapes (``None`` when a shape is dynamic or missing).
+
+    Element-wise ops, pooling and resizes are not counted, as in the usual MAC figures.
+    """
+    data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
+    model = read_model_object(data)
+    names = op_code_names(model)
+    total = 0
+    for graph in model.subgraphs or []:
+        tensors = graph.tensors or []
+        for op in graph.operators or []:
+            kind = _MAC_OPS.get(names[op.opcodeIndex])
+            if kind is None:
+                continue
+            shapes = [
+                [] if i < 0 or tensors[i].shape is None else [int(d) for d in tensors[i].shape]
+                for i in list(op.inputs) + list(op.outputs)
+            ]
+            if kind == "t" and names[op.opcodeIndex] == "TRANSPOSE_CONV":
+                shapes = shapes[1:]  # TRANSPOSE_CONV's first input is the output shape
+            x, w, out = shapes[0], shapes[1], shapes[-1]
+            if not x or not w or not out or min(x + w + out) < 1:
+                return None
+            n_out, n_in = int(np.prod(out)), int(np.prod(x))
+            if kind == "ohwi":
+                total += n_out * w[1] * w[2] * w[3]
+            elif kind == "1hwo":
+                total += n_out * w[1] * w[2]
+            elif kind == "oi":
+                total += n_out * w[-1]
+            else:
+                total += n_in * w[0] * w[1] * w[2]
+    return total
+
+
 def delegate_partitions(interpreter: Any) -> dict[str, Any]:
     """Count delegate partitions and the ops left on the builtin CPU kernels.
 

@@ -347,3 +347,8 @@ def test_real_parity_and_bench_beside_tflite(
     assert measured["sinet_224x224_fp32.pte"]["runtime"] == "executorch"
     assert measured["sinet_224x224_fp32.tflite"]["runtime"] == "litert"
     assert all(r["median_ms"] > 0 for r in measured.values())
+    # The roofline: each runtime's ceiling measured beside, and SINet's share of it.
+    ceilings = {c["runtime"]: c for c in res.json()["ceilings"]}
+    assert set(ceilings) == {"executorch", "litert"}
+    assert all(c["gmac_per_s"] > 0 for c in ceilings.values())
+    assert all(0 < r["ceiling_share"] for r in measured.values())
