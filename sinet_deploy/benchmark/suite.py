@@ -41,6 +41,8 @@ class BenchOptions:
         cuda: list the CUDA rows (``None``: only when this machine has an NVIDIA GPU).
         roofline: also time each runtime's dense-convolution ceiling, for the GMAC/s and
             ceiling-share columns (:mod:`sinet_deploy.benchmark.roofline`).
+        litert_fp16: also time each fp32/fp16 ``.tflite`` artifact with XNNPACK's force-fp16
+            flag (LiteRT provider ``xnnpack-fp16``: fp16 arithmetic).
     """
 
     artifacts: tuple[Path, ...] = ()
@@ -53,6 +55,7 @@ class BenchOptions:
     torch_row: bool = True
     cuda: bool | None = None
     roofline: bool = True
+    litert_fp16: bool = False
 
 
 def bench_candidates(options: BenchOptions) -> list[Candidate]:
@@ -74,6 +77,12 @@ def bench_candidates(options: BenchOptions) -> list[Candidate]:
         if options.torch_row:
             out += _torch_rows(sizes, t, options.weights)
         out += [Candidate("artifact", path=str(a), threads=t, skip=_skip(a)) for a in artifacts]
+        if options.litert_fp16:
+            out += [
+                Candidate("artifact", path=str(a), threads=t, provider="xnnpack-fp16")
+                for a in artifacts
+                if a.suffix.lower() == ".tflite" and _manifest_precision(a) in ("fp32", "fp16")
+            ]
         out += [Candidate("peer", path=str(p), threads=t, label=p.name) for p in options.peers]
         if options.roofline:
             out += roofline.ceiling_candidates(_runtimes(options), t)

@@ -68,7 +68,8 @@ class Candidate:
         kind: see :data:`Kind`.
         path: artifact, peer model or factory file (``None`` for the torch rows).
         threads: intra-op threads given to the runtime.
-        provider: ``"cpu"`` or ``"cuda"`` (onnxruntime's execution provider).
+        provider: ``"cpu"``, ``"cuda"`` (onnxruntime's execution provider) or
+            ``"xnnpack-fp16"`` (LiteRT with XNNPACK's force-fp16 flag).
         weights: checkpoint for the torch rows (``"official"``, ``"random"`` or a path).
         input_size: ``(H, W)`` for the torch rows.
         label: display name; defaults to the file name or the runtime.
@@ -435,7 +436,11 @@ def _display_name(c: Candidate, info: dict[str, Any]) -> str:
     if c.kind in ("torch-cuda", "torch-cuda-graph"):
         return "pytorch-cuda-graph" if c.kind == "torch-cuda-graph" else "pytorch-cuda-eager"
     base = Path(c.path).name if c.path else str(info.get("name", c.kind))
-    return f"{base} (onnxruntime {c.provider.upper()})" if c.provider != "cpu" else base
+    if c.provider == "cpu":
+        return base
+    if c.provider == "xnnpack-fp16":
+        return f"{base} (XNNPACK fp16)"
+    return f"{base} (onnxruntime {c.provider.upper()})"
 
 
 @dataclass(frozen=True)

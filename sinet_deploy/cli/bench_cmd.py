@@ -97,6 +97,11 @@ def bench(
         "--cuda/--no-cuda",
         help="List the CUDA rows (default: only when an NVIDIA GPU is present).",
     ),
+    litert_fp16: bool = typer.Option(
+        False,
+        "--litert-fp16",
+        help="Also time each fp32/fp16 .tflite with XNNPACK's force-fp16 flag (fp16 arithmetic).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
     report: Path = typer.Option(
         None, "--report", help="Write report.html, report.md and results.json into this folder."
@@ -124,6 +129,7 @@ def bench(
         torch_row=not no_torch,
         cuda=cuda,
         roofline=roofline,
+        litert_fp16=litert_fp16,
     )
     if report is not None:
         ensure_out_dir(report, option="--report")

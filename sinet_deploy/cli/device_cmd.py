@@ -169,6 +169,11 @@ def bench(
     delegate: str = typer.Option(
         "xnnpack", "--delegate", help="cpu, xnnpack, gpu or nnapi (.tflite only)."
     ),
+    xnnpack_fp16: bool = typer.Option(
+        False,
+        "--xnnpack-fp16",
+        help="XNNPACK computes the float ops in fp16 (--xnnpack_force_fp16; .tflite, xnnpack).",
+    ),
     runs: int = typer.Option(50, "--runs", min=1, help="Timed runs."),
     warmup: int = typer.Option(5, "--warmup", min=0, help="Warm-up runs."),
     taskset: str | None = typer.Option(
@@ -214,6 +219,7 @@ def bench(
         keep=keep,
         images=images if parity else None,
         weights=weights,
+        xnnpack_fp16=xnnpack_fp16,
     )
     check_local_inputs(opts)  # local mistakes before any device is touched
     adb = _adb(adb_path, adb_host, adb_port)
@@ -262,7 +268,9 @@ def _print_bench(r: dict[str, Any]) -> None:
     if dl.get("unavailable"):
         cover += ", NOT AVAILABLE: ran on the CPU"
     console.print(
-        f"  model        {r['artifact']}   delegate {r['delegate']} ({cover})   "
+        f"  model        {r['artifact']}   delegate {r['delegate']} ({cover})"
+        + ("   fp16 arithmetic (XNNPACK force-fp16)" if r.get("xnnpack_force_fp16") else "")
+        + "   "
         f"threads {r['threads']}" + (f"   taskset {r['taskset']}" if r["taskset"] else ""),
         soft_wrap=True,
     )

@@ -29,6 +29,9 @@ DELEGATE_FLAG = {
     "nnapi": "--use_nnapi=true",
 }
 
+#: benchmark_model's switch for XNNPACK's "force FP16 inference for FP32 operators".
+FORCE_FP16_FLAG = "--xnnpack_force_fp16"
+
 
 @dataclass(frozen=True)
 class DeviceBenchOptions:
@@ -49,6 +52,8 @@ class DeviceBenchOptions:
     weights: str | None = None
     #: ExecuTorch's executor_runner (for a .pte).
     runner: Path | None = None
+    #: XNNPACK computes the float operators in fp16 (``--xnnpack_force_fp16=true``).
+    xnnpack_fp16: bool = False
 
     @property
     def is_executorch(self) -> bool:
@@ -178,6 +183,7 @@ def bench_command(
         f"--graph={quote(model)}",
         f"--num_threads={opts.threads}",
         DELEGATE_FLAG[opts.delegate],
+        *([FORCE_FP16_FLAG + "=true"] if opts.xnnpack_fp16 else []),
         f"--warmup_runs={opts.warmup}",
         f"--num_runs={opts.runs}",
         "--warmup_min_secs=0",

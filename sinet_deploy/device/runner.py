@@ -33,6 +33,7 @@ from sinet_deploy.device.et_output import (
 from sinet_deploy.device.info import DeviceInfo, battery_temperature, read_device_info
 from sinet_deploy.device.remote import (
     DELEGATE_FLAG,
+    FORCE_FP16_FLAG,
     DeviceBenchOptions,
     RemoteDir,
     bench_command,
@@ -117,6 +118,11 @@ def check_local_inputs(opts: DeviceBenchOptions) -> None:
     if opts.delegate not in DELEGATES:
         raise DeviceError(
             f"unknown delegate {opts.delegate!r}", hint=f"choose one of {', '.join(DELEGATES)}"
+        )
+    if opts.xnnpack_fp16 and (opts.is_executorch or opts.delegate != "xnnpack"):
+        raise DeviceError(
+            "--xnnpack-fp16 applies to a .tflite on the xnnpack delegate",
+            hint="drop --xnnpack-fp16, or use --delegate xnnpack with a .tflite",
         )
     if opts.is_executorch:
         _check_local_program(opts)
@@ -326,6 +332,7 @@ def _timed_run(target: _Target, opts: DeviceBenchOptions) -> dict[str, Any]:
         "device": info.to_dict(),
         "artifact": Path(opts.artifact).name,
         "delegate": opts.delegate,
+        "xnnpack_force_fp16": opts.xnnpack_fp16,
         "threads": opts.threads,
         "taskset": opts.taskset,
         **_latency(out, opts),
@@ -366,6 +373,11 @@ def _check_delegation(out: BenchOutput, opts: DeviceBenchOptions, serial: str) -
         raise DeviceError(
             f"this benchmark_model does not know {DELEGATE_FLAG[opts.delegate].split('=')[0]}",
             hint="use a newer LiteRT benchmark_model or another --delegate",
+        )
+    if opts.xnnpack_fp16 and unknown_flag(out.unconsumed_flags, FORCE_FP16_FLAG):
+        raise DeviceError(
+            f"this benchmark_model does not know {FORCE_FP16_FLAG}",
+            hint="use a current LiteRT benchmark_model, or drop --xnnpack-fp16",
         )
     delegation = summarize_delegation(opts.delegate, out)
     if opts.require_full_delegation and opts.delegate != "cpu" and delegation["coverage"] != "full":

@@ -8,9 +8,13 @@ XNNPACK delegate stays on: it is what phones and desktops use, and MediaPipe's s
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import gc
 import os
 import sys
 import tempfile
+import weakref
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,8 +33,13 @@ from sinet_deploy.runtimes.base import (
 )
 
 #: ``provider`` values: ``cpu``/``xnnpack`` keep LiteRT's default XNNPACK delegate;
-#: ``reference`` runs the builtin kernels only (no delegate).
-PROVIDERS = ("cpu", "xnnpack", "reference")
+#: ``reference`` runs the builtin kernels only (no delegate); ``xnnpack-fp16`` asks XNNPACK to
+#: run the float operators in fp16 (:class:`ForceFp16Runner`).
+PROVIDERS = ("cpu", "xnnpack", "reference", "xnnpack-fp16")
+
+#: XNNPACK delegate flags (tensorflow/lite/delegates/xnnpack/xnnpack_delegate.h): int8 (QS8),
+#: uint8 (QU8) and "force FP16 inference for FP32 operators".
+XNNPACK_FLAG_QS8, XNNPACK_FLAG_QU8, XNNPACK_FLAG_FORCE_FP16 = 0x1, 0x2, 0x4
 
 
 def interpreter_class() -> tuple[Any, Any, str]:
@@ -124,6 +133,15 @@ class LiteRTSession(Session):
             raise UserInputError(
                 f"unknown LiteRT provider {provider!r}", hint=f"use one of {', '.join(PROVIDERS)}"
             )
+        if provider == "xnnpack-fp16":
+            self._fp16: ForceFp16Runner | None = ForceFp16Runner(path, threads)
+            inputs, outputs = self._fp16.specs()
+            contract = contract_from_manifest(manifest, inputs, outputs)
+            super().__init__(path.name, spatial_size(contract.inputs[0]), manifest, contract)
+            self.path, self.threads, self.provider = path, threads, provider
+            self.package = "ai-edge-litert"
+            return
+        self._fp16 = None
         interpreter, resolver, self.package = interpreter_class()
         kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": threads}
         if provider == "reference" and resolver is not None:
@@ -149,6 +167,8 @@ class LiteRTSession(Session):
         self.provider = provider
 
     def run_native(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        if self._fp16 is not None:
+            return self._fp16.run(inputs)
         it = self.interpreter
         for detail, x in zip(self._in, inputs, strict=True):
             it.set_tensor(detail["index"], x)
@@ -158,11 +178,127 @@ class LiteRTSession(Session):
 
     def delegation(self) -> dict[str, Any]:
         """How the default delegate split this graph (see :func:`delegate_partitions`)."""
+        if self._fp16 is not None:
+            return {"fully_accelerated": self._fp16.model.is_fully_accelerated()}
         return delegate_partitions(self.interpreter)
 
 
+#: What LiteRT's CompiledModel writes to fd 2 while it sets up or tears down: registry and
+#: accelerator INFO/WARNING lines, and the vendor plugins it probes (OpenVINO, NPUs) but this
+#: runner never uses.
+_COMPILED_MODEL_CHATTER = ("INFO: ", "WARNING: [", "└ Could not load shared library")
+
+
+def _quiet_exit() -> None:
+    """Point fd 2 at /dev/null once Python is done: what follows is only LiteRT's static
+    destructors logging "DestroyAccelerator", after every line of the command's output."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+
+
+def _release_quietly(resources: dict[str, Any]) -> None:
+    with _without_info_logs(drop=_COMPILED_MODEL_CHATTER):
+        if "model" in resources:
+            resources["model"].close()
+        resources.clear()
+        gc.collect()
+
+
+class ForceFp16Runner:
+    """A model run by LiteRT's ``CompiledModel`` with XNNPACK's force-fp16 flag.
+
+    The ``Interpreter`` API takes no delegate flags; ``CompiledModel`` (LiteRT ≥ 2.0) passes
+    them to XNNPACK, which then computes the float operators in IEEE fp16 where the CPU has
+    fp16 arithmetic (ARMv8.2 FP16 on phones, AVX512-FP16 on recent Xeons) and emulates it
+    elsewhere. The flag changes only float operators: a full-integer graph runs as without it.
+    """
+
+    def __init__(self, path: Path, threads: int, model_bytes: bytes | None = None) -> None:
+        try:
+            from ai_edge_litert.compiled_model import CompiledModel
+            from ai_edge_litert.cpu_options import CpuOptions
+            from ai_edge_litert.options import Options
+        except ImportError:
+            raise MissingDependencyError(
+                "this LiteRT has no CompiledModel API (needed for xnnpack-fp16)",
+                hint="pip install 'ai-edge-litert>=2.0'",
+            ) from None
+        flags = XNNPACK_FLAG_QS8 | XNNPACK_FLAG_QU8 | XNNPACK_FLAG_FORCE_FP16
+        options = Options(cpu_options=CpuOptions(num_threads=threads, xnnpack_flags=flags))
+        try:
+            with _without_info_logs(drop=_COMPILED_MODEL_CHATTER):
+                model = (
+                    CompiledModel.from_file(str(path), options=options)
+                    if model_bytes is None
+                    else CompiledModel.from_buffer(model_bytes, options=options)
+                )
+                signatures = list(model.get_signature_list())
+        except (ValueError, RuntimeError) as exc:
+            raise ArtifactError(
+                f"LiteRT cannot compile {path.name} for xnnpack-fp16: "
+                f"{' '.join(str(exc).split())[:200]}",
+                hint="re-export the model, or use the default provider",
+            ) from None
+        if not signatures:
+            raise ArtifactError(
+                f"{path.name} has no signature, which LiteRT's CompiledModel needs",
+                hint="sinet-deploy's .tflite artifacts have one; re-export the model",
+            )
+        key = signatures[0]
+        self._in = list(model.get_input_tensor_details(key).values())
+        self._out = list(model.get_output_tensor_details(key).values())
+        # The LiteRT objects live only in this dict: LiteRT logs every accelerator it tears
+        # down, whenever the last reference goes (often at interpreter exit, after the
+        # command's output), so the finalizer empties it inside a quiet context.
+        self._res: dict[str, Any] = {
+            "model": model,
+            "inputs": model.create_input_buffers(0),
+            "outputs": model.create_output_buffers(0),
+        }
+        weakref.finalize(self, _release_quietly, self._res)
+        # The first buffer write creates LiteRT's process-wide tensor-buffer environment,
+        # which logs its accelerators now and again when C++ statics are destroyed at exit.
+        with _without_info_logs(drop=_COMPILED_MODEL_CHATTER):
+            for buf, d in zip(self._res["inputs"], self._in, strict=True):
+                buf.write(np.zeros([int(v) for v in d["shape"]], np.dtype(d["dtype"])))
+        atexit.register(_quiet_exit)
+
+    @property
+    def model(self) -> Any:
+        return self._res["model"]
+
+    def specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        def spec(d: dict[str, Any]) -> TensorSpec:
+            shape = tuple(int(v) for v in d["shape"])
+            return TensorSpec(d["name"], shape, np.dtype(d["dtype"]).name, guess_layout(shape))
+
+        return [spec(d) for d in self._in], [spec(d) for d in self._out]
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        res = self._res
+        for buf, x in zip(res["inputs"], inputs, strict=True):
+            buf.write(np.ascontiguousarray(x))
+        res["model"].run_by_index(0, res["inputs"], res["outputs"])
+        out = []
+        for buf, d in zip(res["outputs"], self._out, strict=True):
+            shape = tuple(int(v) for v in d["shape"])
+            out.append(buf.read(int(np.prod(shape)), np.dtype(d["dtype"])).reshape(shape))
+        return out
+
+
+def _flush_c_stdio() -> None:
+    """Flush the C library's stdio buffers: LiteRT's newer loggers write through a buffered
+    ``FILE*``, so their lines would otherwise reach fd 2 later, after it is restored."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).fflush(None)
+
+
 @contextmanager
-def _without_info_logs() -> Iterator[None]:
+def _without_info_logs(*, drop: tuple[str, ...] = ("INFO: ",)) -> Iterator[None]:
     """Drop LiteRT's C++ ``INFO:`` lines ("Created TensorFlow Lite XNNPACK delegate for CPU.").
 
     They are written straight to file descriptor 2, past Python's ``sys.stderr``, and would
@@ -184,13 +320,14 @@ def _without_info_logs() -> Iterator[None]:
             failed = True
             raise
         finally:
+            _flush_c_stdio()
             os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
             rest = [
                 ln
                 for ln in sink.read().decode(errors="replace").splitlines(keepends=True)
-                if not ln.startswith("INFO: ")
+                if not ln.startswith(drop)
             ]
             # When loading failed, LiteRT's C++ lines repeat what the exception says; the
             # caller turns that into the command's one error line, so they are dropped.

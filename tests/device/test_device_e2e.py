@@ -249,6 +249,27 @@ def test_gpu_unavailable_and_full_delegation(
     assert leftovers(good) == []
 
 
+def test_xnnpack_fp16_runs_and_is_checked(
+    cli: Any, server: AdbServer, good: SimulatedDevice, tiny: Tiny
+) -> None:
+    r = bench(cli, server, good, tiny.fp32, "--xnnpack-fp16", "--parity", "--images", tiny.images)
+    assert r.code == 0, r.err
+    assert "fp16 arithmetic (XNNPACK force-fp16)" in r.out
+    r = bench(cli, server, good, tiny.fp32, "--xnnpack-fp16", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["xnnpack_force_fp16"] is True and r.json()["median_ms"] > 0
+    assert "Unconsumed cmdline flags" not in r.json()["benchmark_output"]
+    assert_one_line_error(
+        bench(cli, server, good, tiny.fp32, "--xnnpack-fp16", "--delegate", "cpu"),
+        "--xnnpack-fp16 applies to a .tflite on the xnnpack delegate",
+    )
+    with simulated(server, "old") as dev:  # a TF 2.4-era benchmark_model: no such flag
+        r = bench(cli, server, dev, tiny.fp32, "--xnnpack-fp16")
+        assert_one_line_error(r, "does not know --xnnpack_force_fp16")
+        assert leftovers(dev) == []
+    assert leftovers(good) == []
+
+
 def test_legacy_device_without_shell_v2(cli: Any, server: AdbServer, tiny: Tiny) -> None:
     with simulated(server, "legacy") as dev:
         r = bench(cli, server, dev, tiny.fp32, "--delegate", "cpu", "--json")

@@ -159,3 +159,22 @@ def test_torch_session_leaves_the_callers_subnormals_alone() -> None:
     session(np.zeros((1, 32, 32, 3), np.uint8))
     tiny = np.float32(1e-39)  # subnormal: becomes 0 only in flush-to-zero mode
     assert tiny * np.float32(1.0) != 0
+
+
+def test_litert_xnnpack_fp16_provider(tmp_path: Path) -> None:
+    """XNNPACK's force-fp16 flag through LiteRT's CompiledModel: the same contract, outputs
+    within fp16 resolution of the default fp32 run."""
+    from tests.device_support import make_tiny_tflite
+
+    model = make_tiny_tflite(tmp_path / "tiny_fp32.tflite")
+    fp32 = load_session(model)
+    fp16 = load_session(model, provider="xnnpack-fp16")
+    assert fp16.contract == fp32.contract and fp16.input_size == fp32.input_size
+    image = np.random.default_rng(5).integers(0, 256, (1, *fp32.input_size, 3), dtype=np.uint8)
+    got, want = fp16(image), fp32(image)
+    assert got.shape == want.shape and got.dtype == np.float32
+    # Probabilities lie in [0, 1], where one fp16 ulp is at most 2**-11; a handful of fp16
+    # roundings (the input scaling, the op, the sigmoid) stay within 8 of them.
+    assert float(np.abs(got - want).max()) <= 8 * 2.0**-11
+    with pytest.raises(UserInputError, match="provider"):
+        load_session(model, provider="fp16")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sinet_deploy.core.errors import SinetDeployError
 from sinet_deploy.device.elf import ELF_HEADER_SIZE, elf_header_for_abi
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ _INT_FLAGS = {"num_threads", "num_runs", "warmup_runs", "max_profiling_buffer_en
 _FLOAT_FLAGS = {"min_secs", "warmup_min_secs", "max_secs", "run_delay"}
 _BOOL_FLAGS = {
     "use_xnnpack",
+    "xnnpack_force_fp16",
     "use_gpu",
     "use_nnapi",
     "enable_op_profiling",
@@ -70,9 +72,10 @@ _BOOL_FLAGS = {
 #: Flags each vintage does not know yet (they land in "Unconsumed cmdline flags").
 _MISSING = {
     "current": set(),
-    "tf2.4": {"output_filepath"},
+    "tf2.4": {"output_filepath", "xnnpack_force_fp16"},
     "legacy": {
         "output_filepath",
+        "xnnpack_force_fp16",
         "input_layer_value_files",
         "use_xnnpack",
         "report_peak_memory_footprint",
@@ -254,6 +257,7 @@ class _Settings:
     use_nnapi: bool
     use_xnnpack: bool
     explicit_xnnpack: bool
+    force_fp16: bool
     require_full_delegation: bool
     op_profiling: bool
     output_filepath: str | None
@@ -274,6 +278,7 @@ def _settings(flags: dict[str, Any], vintage: str) -> _Settings:
         # Current builds apply XNNPACK by default; TF 2.4-era builds did so only when asked.
         use_xnnpack=flags.get("use_xnnpack", vintage == "current"),
         explicit_xnnpack=flags.get("use_xnnpack", False),
+        force_fp16=bool(flags.get("xnnpack_force_fp16")),
         require_full_delegation=bool(flags.get("require_full_delegation")),
         op_profiling=bool(flags.get("enable_op_profiling")),
         output_filepath=flags.get("output_filepath"),
@@ -324,6 +329,8 @@ def _benchmark(flags: dict[str, Any], shell: Shell, log: _Log) -> tuple[bytes, i
     interp = _interpreter(model_bytes, s, log)
     _resize_inputs(interp, layers, log)
     interp.allocate_tensors()
+    if s.force_fp16 and s.use_xnnpack:
+        interp = _ForceFp16Interpreter(interp, model_bytes, s)
     init_us = int((time.perf_counter() - t0) * 1e6)
     if s.use_xnnpack:
         _log_xnnpack(interp, s, log)
@@ -341,6 +348,37 @@ def _benchmark(flags: dict[str, Any], shell: Shell, log: _Log) -> tuple[bytes, i
     if s.output_filepath:
         _write_output(interp, s.output_filepath, shell, log)
     return b"", 0
+
+
+class _ForceFp16Interpreter:
+    """The interpreter's face (details, delegation) with invokes run by LiteRT's CompiledModel
+    under XNNPACK's force-fp16 flag, which the Python ``Interpreter`` cannot set."""
+
+    def __init__(self, interp: Any, model_bytes: bytes, s: _Settings) -> None:
+        from sinet_deploy.runtimes.litert_rt import ForceFp16Runner
+
+        self._interp = interp
+        threads = s.num_threads if s.num_threads > 0 else 1
+        try:
+            self._runner = ForceFp16Runner(Path(s.graph), threads, model_bytes)
+        except SinetDeployError as exc:
+            raise _Failed(f"Failed to apply XNNPACK delegate with FP16: {exc}") from None
+        self._in = {d["index"]: j for j, d in enumerate(interp.get_input_details())}
+        self._out = {d["index"]: j for j, d in enumerate(interp.get_output_details())}
+        self._feed: list[Any] = [None] * len(self._in)
+        self._got: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._interp, name)
+
+    def set_tensor(self, index: int, value: Any) -> None:
+        self._feed[self._in[index]] = value
+
+    def invoke(self) -> None:
+        self._got = self._runner.run(self._feed)
+
+    def get_tensor(self, index: int) -> Any:
+        return self._got[self._out[index]]
 
 
 def _log_parameters(flags: dict[str, Any], s: _Settings, log: _Log) -> None:
