@@ -651,7 +651,7 @@ def _load(c: Candidate, ticker: _Ticker, iterations: int) -> _Lane:
     if c.skip:
         ticker.total -= iterations
         return _Lane(_skipped_row(c, c.skip))
-    ticker.say(f"loading {c.label or (Path(c.path).name if c.path else c.kind)}")
+    ticker.say(f"loading {c.label or (Path(c.path).name if c.path else c.ceiling or c.kind)}")
     w = Worker(threads=c.threads)
     try:
         reply = LoadReply.from_json(

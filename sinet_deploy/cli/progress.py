@@ -21,15 +21,31 @@ ProgressFn = Callable[[str, int, int], None]
 PLAIN_LINE = r"^\d\d:\d\d:\d\d (\[\d+/\d+\] )?"
 
 
-def plain_progress(clock: Callable[[], float] = time.time) -> ProgressFn:
-    """A callback printing ``HH:MM:SS [done/total] description`` when the step changes."""
-    last: dict[str, str | None] = {"description": None}
+#: Seconds between two plain lines of a repeated step: a benchmark's hundreds of interleaved
+#: rounds, or parity's one step per image, would otherwise print a line each.
+REPEAT_INTERVAL_S = 10.0
+#: The steps that repeat (first word of the description).
+REPEATED_STEPS = frozenset({"round", "warm-up", "parity"})
+
+
+def plain_progress(
+    clock: Callable[[], float] = time.time, interval_s: float = REPEAT_INTERVAL_S
+) -> ProgressFn:
+    """A callback printing ``HH:MM:SS [done/total] description`` when the step changes; a
+    repeated step (:data:`REPEATED_STEPS`) at most every ``interval_s`` while it repeats."""
+    last: dict[str, object] = {"description": None, "kind": None, "at": -float("inf")}
 
     def update(description: str, done: int, total: int) -> None:
         if description == last["description"]:
             return
-        last["description"] = description
-        stamp = time.strftime("%H:%M:%S", time.localtime(clock()))
+        kind = description.split(" ", 1)[0]
+        now = clock()
+        repeating = kind == last["kind"] and kind in REPEATED_STEPS
+        recent = now - float(last["at"]) < interval_s  # type: ignore[arg-type]
+        if repeating and recent and not description.endswith(" done"):
+            return
+        last.update(description=description, kind=kind, at=now)
+        stamp = time.strftime("%H:%M:%S", time.localtime(now))
         count = f"[{min(done + 1, total)}/{total}] " if total else ""
         err_console.print(f"{stamp} {count}{description}", soft_wrap=True, markup=False)
 

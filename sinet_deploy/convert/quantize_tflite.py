@@ -54,6 +54,9 @@ class TFLiteInt8Config:
         equalize: activation-range equalization (``None``: off).
         logit_clip: range limit of every LOGISTIC input (0: off).
         per_channel: per-channel weight scales (per-tensor otherwise).
+        float_tail: keep the full-resolution head (the last bilinear upsample, the last
+            convolution and the sigmoid) in float: the int8 body's output is dequantized once
+            before it (:func:`tail_nodes`).
         timeout_s: limit for each child process (onnx2tf, quantizer).
     """
 
@@ -67,6 +70,7 @@ class TFLiteInt8Config:
     equalize: EqualizeConfig | None = field(default_factory=lambda: EqualizeConfig(max_factor=8))
     logit_clip: float = 8.0
     per_channel: bool = True
+    float_tail: bool = False
     timeout_s: float = DEFAULT_TIMEOUT_S
 
     def __post_init__(self) -> None:
@@ -185,6 +189,7 @@ def convert_int8_tflite(
         "input_dtype": cfg.input_dtype,
         "logit_clip": cfg.logit_clip,
         "per_channel": cfg.per_channel,
+        "float_tail": cfg.float_tail,
     }
     report = _run_quantizer(spec, work, cfg.timeout_s)
     data = rewrite_io(
@@ -302,6 +307,31 @@ def _logistic_inputs(model: bytes) -> list[str]:
     ]
 
 
+#: The ops of the full-resolution head, walked back from the graph output.
+_TAIL_OPS = ("LOGISTIC", "CONV_2D", "RESIZE_BILINEAR")
+
+
+def tail_nodes(model: bytes) -> list[str]:
+    """Output tensor names of the head ops (sigmoid ← last conv ← last bilinear upsample) of a
+    float or calibrated model, output first; the quantizer's ``denylisted_nodes`` keeps them
+    float. Fewer names when the graph ends otherwise (e.g. a logits model has no sigmoid)."""
+    from sinet_deploy.runtimes.litert_rt import reference_interpreter
+
+    it = reference_interpreter(model, num_threads=1)
+    ops = it._get_ops_details()
+    names = {d["index"]: d["name"] for d in it.get_tensor_details()}
+    producer = {int(t): op for op in ops for t in op["outputs"]}
+    tensor = int(it.get_output_details()[0]["index"])
+    found: list[str] = []
+    for wanted in _TAIL_OPS:
+        op = producer.get(tensor)
+        if op is None or op["op_name"] != wanted:
+            continue  # that op is absent: try the next one on the same tensor
+        found.append(names[tensor])
+        tensor = int(op["inputs"][0])
+    return found
+
+
 def set_ranges(model: bytes, ranges: dict[str, tuple[float, float]]) -> tuple[bytes, int, int]:
     """Write ``ranges`` into the calibrated model; returns (model, tensors set, changed)."""
     from ai_edge_litert.tools import flatbuffer_utils
@@ -340,11 +370,13 @@ def _worker(spec_path: str) -> None:
             ranges[name] = (max(lo, -limit), min(hi, limit))
             clipped.append(name)
     fixed, written, changed = set_ranges(calibrated, ranges)
+    float_nodes = tail_nodes(calibrated) if spec.get("float_tail") else []
     quantized = mlir_quantize(
         fixed,
         disable_per_channel=not spec["per_channel"],
         input_data_type=getattr(tf, spec["input_dtype"]),
         output_data_type=tf.float32,
+        denylisted_nodes=float_nodes or None,
     )
     Path(spec["out"]).write_bytes(quantized)
     report = {
@@ -352,6 +384,7 @@ def _worker(spec_path: str) -> None:
         "ranges_written": written,
         "ranges_corrected": changed,
         "logistic_inputs_clipped": len(clipped),
+        "float_nodes": float_nodes,
         "quantizer": "TFLite MLIR quantizer (calibrate-only + exact min/max ranges)",
     }
     print("SINET_QUANT_REPORT " + json.dumps(report), flush=True)

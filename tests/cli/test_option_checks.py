@@ -77,3 +77,30 @@ def test_profile_errors_name_the_file(cli: Any, tmp_path: Path) -> None:
 def test_profile_custom_op_peerone_line(cli: Any) -> None:
     peer = need(PEERS / "selfie_segmentation.tflite")
     one_line(cli("profile", peer), 2, "selfie_segmentation.tflite", "custom op")
+
+
+def test_plain_progress_prints_repeated_steps_at_most_every_interval(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A CI log gets one line per step, but a benchmark's rounds only every interval."""
+    from sinet_deploy.cli.progress import plain_progress
+
+    now = [0.0]
+    update = plain_progress(clock=lambda: now[0], interval_s=10.0)
+    steps = [("loading a", 0.0), ("loading b", 0.5)]
+    steps += [(f"round {r}/100 {m}", 1.0 + 0.2 * r) for r in range(1, 101) for m in "ab"]
+    steps += [("parity x.jpg", 30.0), ("parity y.jpg", 30.1), ("parity done", 30.2)]
+    for description, at in steps:
+        now[0] = at
+        update(description, 0, 10)
+    lines = [ln.split("] ", 1)[1] for ln in capsys.readouterr().err.splitlines()]
+    # every non-repeated step; the first round, then one about every 10 s; parity's first
+    # image and its end
+    assert lines == [
+        "loading a",
+        "loading b",
+        "round 1/100 a",
+        "round 51/100 a",
+        "parity x.jpg",
+        "parity done",
+    ]

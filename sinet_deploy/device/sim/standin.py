@@ -10,7 +10,8 @@ labelled SIMULATED.
 
 Honoured flags: ``--graph --num_threads --use_xnnpack --use_gpu --use_nnapi --num_runs
 --warmup_runs --min_secs --warmup_min_secs --max_secs --input_layer --input_layer_shape
---input_layer_value_files --output_filepath --enable_op_profiling --require_full_delegation``.
+--input_layer_value_files --output_filepath --enable_op_profiling --require_full_delegation
+--xnnpack_force_fp16`` (run through LiteRT's ``CompiledModel``, which passes XNNPACK the flag).
 Unknown flags get the real tool's ``Unconsumed cmdline flags`` warning and are ignored.
 """
 
