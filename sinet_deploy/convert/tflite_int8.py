@@ -37,7 +37,12 @@ def convert(ctx: ExportContext, target: Target) -> Artifact:
         options={
             "converter": "int8 form → onnx2tf SavedModel → TFLite MLIR quantizer",
             "weights": "int8 per-channel" if cfg.per_channel else "int8 per-tensor",
-            "activations": "int8 per-tensor, exact calibration min/max",
+            "activations": "int8 per-tensor, exact calibration min/max"
+            + (
+                "; the full-resolution head (last upsample, conv, sigmoid) in float32"
+                if cfg.float_tail
+                else ""
+            ),
             "int8": {
                 **cfg.describe(),
                 "equalization": res.equalization,

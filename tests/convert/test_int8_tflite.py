@@ -83,6 +83,50 @@ def test_quantizer_replaces_the_calibrators_inflated_ranges(tiny_int8: dict) -> 
     assert concat * 255 < 2.5
 
 
+def test_float_tail_keeps_the_head_in_float(tiny_int8: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """``float_tail``: the sigmoid and the conv before it stay float32 (no RESIZE here: the
+    walk stops at the first op that is not part of the head)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from sinet_deploy.convert.quantize_tflite import _run_quantizer, tail_nodes
+
+    src = Path(str(tiny_int8["path"])).parent
+    spec = {
+        "saved_model": str(src / "sm"),
+        "calib": str(src / "calib.npy"),
+        "out": str(tmp_path / "q_tail.tflite"),
+        "input_dtype": "uint8",
+        "logit_clip": 8.0,
+        "per_channel": True,
+        "float_tail": True,
+    }
+    report = _run_quantizer(spec, tmp_path, 600)
+    assert len(report["float_nodes"]) == 2
+    model = (tmp_path / "q_tail.tflite").read_bytes()
+    it = Interpreter(model_content=model)
+    it.allocate_tensors()
+    details = it.get_tensor_details()
+    ops = it._get_ops_details()
+    dtype = {op["op_name"]: details[op["inputs"][0]]["dtype"] for op in ops}
+    assert dtype["LOGISTIC"] == np.float32
+    conv_inputs = [details[op["inputs"][0]]["dtype"] for op in ops if op["op_name"] == "CONV_2D"]
+    assert conv_inputs[-1] == np.float32 and conv_inputs[0] == np.int8
+    assert tail_nodes(model)[:1] == report["float_nodes"][:1]
+    images, ref = tiny_int8["images"], tiny_int8["ref"]
+    got = np.concatenate([_run(model, images[i : i + 1]) for i in range(len(images))])
+    assert float(np.abs(got - ref).max()) < 0.05
+
+
+def _run(model: bytes, image: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=model)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], image)
+    it.invoke()
+    return np.asarray(it.get_tensor(it.get_output_details()[0]["index"]))
+
+
 def test_dequantized_twin_tracks_the_int8_model(tiny_int8: dict) -> None:  # type: ignore[type-arg]
     from sinet_deploy.verify.layerwise import tflite_layerwise
 
@@ -124,6 +168,8 @@ def test_sinet_int8_tflite_is_one_partition_and_accurate(
     assert set(graph["undelegated_ops"]) <= {"QUANTIZE"}  # the uint8 input only
     assert not {"PRELU", "SOFTMAX", "AVERAGE_POOL_2D"} & set(graph["op_counts"])
     assert result.quantizer["ranges_corrected"] > 0
+    # The head stays float: sigmoid ← last conv ← last bilinear upsample.
+    assert len(result.quantizer["float_nodes"]) == 3
     from tests._int8_data import score
 
     stats = score(LiteRTSession(dest, None), calib_split)
