@@ -230,9 +230,13 @@ def bench(
     warmup: int = 3,
     torch_row: bool = True,
     weights: str = "official",
+    roofline: bool = True,
+    litert_fp16: bool = False,
 ) -> dict[str, Any]:
     """Latency, interleaved, each model in its own process: the record ``sinet-deploy bench
-    --json`` prints (``results``: one row per model and thread count; ``machine``)."""
+    --json`` prints (``results``: one row per model and thread count; ``ceilings``: each
+    runtime's dense-convolution ceiling when ``roofline``; ``machine``). ``litert_fp16`` adds
+    rows run with XNNPACK's force-fp16 flag."""
     from sinet_deploy.benchmark.suite import BenchOptions, run_bench
     from sinet_deploy.core.machine import machine_info
     from sinet_deploy.core.paths import check_model_path
@@ -246,6 +250,8 @@ def bench(
         weights=weights,
         torch_row=torch_row,
         cuda=False,
+        roofline=roofline,
+        litert_fp16=litert_fp16,
     )
     result = run_bench(options)
     return {"machine": machine_info(), **result.to_dict(with_latencies=False)}
