@@ -238,14 +238,15 @@ def load_peak(runtime: str, precision: str, threads: int) -> tuple[RunFn, dict[s
 
     if runtime == "executorch":
         return _run(load_session(_cached_pte(), threads=threads)), info
-    folder = Path(tempfile.mkdtemp(prefix="sinet_ceiling_"))
-    path = folder / f"ceiling_{precision}.{'tflite' if runtime == 'litert' else 'onnx'}"
-    path.write_bytes(
+    data = (
         tflite_conv(PEAK_CONV, precision)
         if runtime == "litert"
         else onnx_conv(PEAK_CONV, precision)
     )
+    folder = Path(tempfile.mkdtemp(prefix="sinet_ceiling_"))
+    path = folder / f"ceiling_{precision}.{'tflite' if runtime == 'litert' else 'onnx'}"
     try:
+        path.write_bytes(data)
         session = load_session(path, threads=threads)
     finally:
         # Loaded (read, or mapped: an unlinked mapped file stays readable on POSIX).
@@ -263,13 +264,16 @@ def _cached_pte() -> Path:
     cache folder: lowering imports ``executorch.exir`` (tens of seconds), loading does not."""
     from importlib import metadata
 
+    import torch
+
     from sinet_deploy.models.weights import cache_dir
 
-    version = metadata.version("executorch")
-    path = cache_dir() / "ceiling" / f"executorch-{version}" / "ceiling_fp32.pte"
+    # Keyed by everything that shapes the program: a changed ceiling never reuses a stale one.
+    c = PEAK_CONV
+    key = f"executorch-{metadata.version('executorch')}-torch-{torch.__version__}"
+    name = f"ceiling_fp32_{c.h}x{c.w}x{c.cin}to{c.cout}k{c.k}.pte"
+    path = cache_dir() / "ceiling" / key / name
     if not path.is_file():
-        import torch
-
         from sinet_deploy.convert.torch_to_executorch import lower_to_pte
 
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,23 @@ def precision_class(precision: str | None) -> str:
     return "int8" if precision == "int8" else "fp32"
 
 
+def row_precision_class(row: Row) -> str:
+    """:func:`precision_class` of a row; a ``.tflite`` peer's from its graph."""
+    if row.kind == "peer" and row.path and row.path.lower().endswith(".tflite"):
+        return peer_precision_class(row.path)
+    return precision_class(row.precision)
+
+
+def peer_precision_class(path: str | Path) -> str:
+    """``int8`` when a ``.tflite``'s convolutions take integer inputs, else ``fp32``."""
+    try:
+        from sinet_deploy.runtimes.litert_rt import integer_convolutions
+
+        return "int8" if integer_convolutions(Path(path)) else "fp32"
+    except Exception:
+        return "fp32"
+
+
 def ceiling_candidates(runtimes: Sequence[tuple[str, str]], threads: int) -> list[Candidate]:
     """One ceiling row per ``(runtime, precision class)`` that has a ceiling model."""
     return [
@@ -56,7 +73,14 @@ def sinet_macs(config: str, height: int, width: int) -> int:
 
 def row_macs(row: Row) -> int | None:
     """MACs per frame of what ``row`` runs (``None``: unknown, e.g. an ONNX peer or a model
-    whose manifest does not say which SINet it holds)."""
+    whose manifest does not say which SINet it holds, or could not be counted here)."""
+    try:
+        return _row_macs(row)
+    except Exception:
+        return None
+
+
+def _row_macs(row: Row) -> int | None:
     if not row.input_size or len(row.input_size) != 2:
         return None
     h, w = (int(v) for v in row.input_size)
@@ -102,7 +126,7 @@ def add_roofline(rows: Sequence[Row], ceilings: Sequence[Row]) -> None:
         if not row.macs:
             continue
         row.gmac_per_s = row.macs / (row.median_ms * 1e6)
-        key = (row.runtime, precision_class(row.precision), row.threads)
+        key = (row.runtime, row_precision_class(row), row.threads)
         peak = best.get(key) if row.provider == "cpu" else None  # ceilings are CPU-only
         row.ceiling_share = row.gmac_per_s / peak if peak else None
 

@@ -99,7 +99,12 @@ def _runtimes(options: BenchOptions) -> list[tuple[str, str]]:
     for a in options.artifacts:
         if (rt := roofline.runtime_of(a)) and _skip(a) is None:
             pairs.append((rt, roofline.precision_class(_manifest_precision(a))))
-    pairs += [(rt, "fp32") for p in options.peers if (rt := roofline.runtime_of(p))]
+    # Only .tflite peers get MACs (counted from the graph), so only they need a ceiling.
+    pairs += [
+        ("litert", roofline.peer_precision_class(p))
+        for p in options.peers
+        if roofline.runtime_of(p) == "litert"
+    ]
     return pairs
 
 

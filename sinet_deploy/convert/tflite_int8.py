@@ -39,8 +39,8 @@ def convert(ctx: ExportContext, target: Target) -> Artifact:
             "weights": "int8 per-channel" if cfg.per_channel else "int8 per-tensor",
             "activations": "int8 per-tensor, exact calibration min/max"
             + (
-                "; the full-resolution head (last upsample, conv, sigmoid) in float32"
-                if cfg.float_tail
+                f"; float32 head ({len(res.quantizer['float_nodes'])} ops before the output)"
+                if res.quantizer.get("float_nodes")
                 else ""
             ),
             "int8": {

@@ -189,6 +189,15 @@ class LiteRTSession(Session):
 _COMPILED_MODEL_CHATTER = ("INFO: ", "WARNING: [", "└ Could not load shared library")
 
 
+_QUIET_EXIT = {"registered": False}
+
+
+def _register_quiet_exit() -> None:
+    if not _QUIET_EXIT["registered"]:
+        _QUIET_EXIT["registered"] = True
+        atexit.register(_quiet_exit)
+
+
 def _quiet_exit() -> None:
     """Point fd 2 at /dev/null once Python is done: what follows is only LiteRT's static
     destructors logging "DestroyAccelerator", after every line of the command's output."""
@@ -263,7 +272,7 @@ class ForceFp16Runner:
         with _without_info_logs(drop=_COMPILED_MODEL_CHATTER):
             for buf, d in zip(self._res["inputs"], self._in, strict=True):
                 buf.write(np.zeros([int(v) for v in d["shape"]], np.dtype(d["dtype"])))
-        atexit.register(_quiet_exit)
+        _register_quiet_exit()
 
     @property
     def model(self) -> Any:
@@ -293,7 +302,9 @@ def _flush_c_stdio() -> None:
     ``FILE*``, so their lines would otherwise reach fd 2 later, after it is restored."""
     import ctypes
 
-    with contextlib.suppress(OSError, AttributeError):
+    if os.name != "posix":  # CDLL(None) (the process's own symbols) is POSIX-only
+        return
+    with contextlib.suppress(Exception):
         ctypes.CDLL(None).fflush(None)
 
 
@@ -416,7 +427,8 @@ def graph_macs(path_or_bytes: Path | bytes) -> int | None:
                 for i in list(op.inputs) + list(op.outputs)
             ]
             if kind == "t" and names[op.opcodeIndex] == "TRANSPOSE_CONV":
-                shapes = shapes[1:]  # TRANSPOSE_CONV's first input is the output shape
+                # inputs: output shape, weights, data (MediaPipe's custom op: data, weights)
+                shapes = [shapes[2], shapes[1], *shapes[3:]]
             x, w, out = shapes[0], shapes[1], shapes[-1]
             if not x or not w or not out or min(x + w + out) < 1:
                 return None
@@ -430,6 +442,21 @@ def graph_macs(path_or_bytes: Path | bytes) -> int | None:
             else:
                 total += n_in * w[0] * w[1] * w[2]
     return total
+
+
+def integer_convolutions(path_or_bytes: Path | bytes) -> bool:
+    """Whether a ``.tflite``'s convolutions run on integer (quantized) inputs."""
+    schema = _schema()
+    data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
+    model = read_model_object(data)
+    names = op_code_names(model)
+    integer = (schema.TensorType.INT8, schema.TensorType.UINT8)
+    return any(
+        graph.tensors[op.inputs[0]].type in integer
+        for graph in model.subgraphs or []
+        for op in graph.operators or []
+        if names[op.opcodeIndex] in ("CONV_2D", "DEPTHWISE_CONV_2D") and len(op.inputs)
+    )
 
 
 def delegate_partitions(interpreter: Any) -> dict[str, Any]:

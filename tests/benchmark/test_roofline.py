@@ -26,6 +26,7 @@ from sinet_deploy.benchmark.roofline import (
 )
 from sinet_deploy.benchmark.timing import Row
 from sinet_deploy.core.errors import UserInputError
+from tests.conftest import PEERS, need
 
 SHAPES = [ConvShape(h=5, w=6, cin=8, cout=4, k=1), ConvShape(h=5, w=6, cin=3, cout=5, k=3)]
 X_SCALE, Y_SCALE = 0.02, 0.05  # the ceiling models' activation scales (see tflite_conv)
@@ -129,6 +130,25 @@ def test_graph_macs_of_a_conv_model_is_its_shape(shape: ConvShape) -> None:
     assert (
         graph_macs(tflite_conv(shape)) == shape.macs == 5 * 6 * shape.cin * shape.cout * shape.k**2
     )
+
+
+def test_graph_macs_counts_mediapipes_transpose_convolutions() -> None:
+    from sinet_deploy.runtimes.litert_rt import graph_macs, integer_convolutions
+
+    peer = need(PEERS / "selfie_segmentation.tflite")
+    # 59.2 M at 256×256, of which the custom Convolution2DTransposeBias decoder ops are part
+    assert round(graph_macs(peer) / 1e6, 1) == 59.2
+    assert not integer_convolutions(peer)
+    assert integer_convolutions(tflite_conv(SHAPES[0], "int8"))
+    assert not integer_convolutions(tflite_conv(SHAPES[0], "fp32"))
+
+
+def test_a_ceiling_that_cannot_load_is_a_skipped_row_not_an_error() -> None:
+    from sinet_deploy.benchmark.timing import Candidate, run_benchmark
+
+    res = run_benchmark([Candidate("ceiling", ceiling="coreml:fp32")], runs=1, warmup=0)
+    (row,) = res.ceilings
+    assert row.skipped and "coreml" in row.skipped and res.rows == []
 
 
 def test_sinet_macs_is_the_papers_figure() -> None:

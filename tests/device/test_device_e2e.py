@@ -252,6 +252,7 @@ def test_gpu_unavailable_and_full_delegation(
 def test_xnnpack_fp16_runs_and_is_checked(
     cli: Any, server: AdbServer, good: SimulatedDevice, tiny: Tiny
 ) -> None:
+    pytest.importorskip("ai_edge_litert.compiled_model", reason="LiteRT < 2.0 has no CompiledModel")
     r = bench(cli, server, good, tiny.fp32, "--xnnpack-fp16", "--parity", "--images", tiny.images)
     assert r.code == 0, r.err
     assert "fp16 arithmetic (XNNPACK force-fp16)" in r.out

@@ -164,6 +164,7 @@ def test_torch_session_leaves_the_callers_subnormals_alone() -> None:
 def test_litert_xnnpack_fp16_provider(tmp_path: Path) -> None:
     """XNNPACK's force-fp16 flag through LiteRT's CompiledModel: the same contract, outputs
     within fp16 resolution of the default fp32 run."""
+    pytest.importorskip("ai_edge_litert.compiled_model", reason="LiteRT < 2.0 has no CompiledModel")
     from tests.device_support import make_tiny_tflite
 
     model = make_tiny_tflite(tmp_path / "tiny_fp32.tflite")
