@@ -51,7 +51,7 @@ def tiny_int8(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     }
     report = _run_quantizer(spec, out, 600)
     ref = np.concatenate([model(images[i : i + 1].astype(np.float32)).numpy() for i in range(8)])
-    return {"path": out / "q.tflite", "report": report, "images": images, "ref": ref}
+    return {"path": out / "q.tflite", "report": report, "images": images, "ref": ref, "spec": spec}
 
 
 def test_tiny_full_integer_model_is_one_xnnpack_partition(tiny_int8: dict) -> None:  # type: ignore[type-arg]
@@ -90,16 +90,7 @@ def test_float_tail_keeps_the_head_in_float(tiny_int8: dict, tmp_path: Path) -> 
 
     from sinet_deploy.convert.quantize_tflite import _run_quantizer, tail_nodes
 
-    src = Path(str(tiny_int8["path"])).parent
-    spec = {
-        "saved_model": str(src / "sm"),
-        "calib": str(src / "calib.npy"),
-        "out": str(tmp_path / "q_tail.tflite"),
-        "input_dtype": "uint8",
-        "logit_clip": 8.0,
-        "per_channel": True,
-        "float_tail": True,
-    }
+    spec = {**tiny_int8["spec"], "out": str(tmp_path / "q_tail.tflite"), "float_tail": True}
     report = _run_quantizer(spec, tmp_path, 600)
     assert len(report["float_nodes"]) == 2
     model = (tmp_path / "q_tail.tflite").read_bytes()
