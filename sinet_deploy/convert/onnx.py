@@ -40,7 +40,10 @@ def convert(ctx: ExportContext, target: Target) -> Artifact:
         "exporter": "torch.onnx.export (TorchScript, dynamo=False)",
         "simplified": "onnxsim",
         "weights": "float32",
-        "rewrites": f"{ctx.cache['onnx:ort:prelu']} PRelu as Max(x, a*x) (exact)",
+        "rewrites": (
+            f"{ctx.cache['onnx:ort:prelu']} PRelu as Max(x, a*x), Min(x, a*x) or "
+            "Relu(x) - a*Relu(-x) by their slopes (exact)"
+        ),
     }
     if target.precision == "fp16":
         to_fp16_weights(src, target.dest)

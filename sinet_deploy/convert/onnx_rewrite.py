@@ -2,11 +2,13 @@
 
 onnxruntime runs a per-channel ``PRelu`` (slope ``[C, 1, 1]``) through its generic broadcasting
 path: on SINet it was half of the whole model's time (36.7 of 72.9 ms in one profile; a lone
-24x112x112 PRelu took 4.8 ms). ``Max(x, Mul(x, a))`` computes the same values when every slope
-is in [0, 1] — for x >= 0, x >= a*x; for x < 0, a*x >= x — with the same single rounding of
-``a*x``, and runs in 0.7 ms through ORT's vectorised per-channel broadcast. Slopes outside
-[0, 1] get ``Relu(x) - a*Relu(-x)``, also exact (negation is exact). TFLite keeps PRELU, which
-XNNPACK runs natively.
+24x112x112 PRelu took 4.8 ms). ``Max(x, Mul(x, a))`` computes the same values whenever every
+slope is at most 1, negative slopes included — for x >= 0, x >= a*x; for x < 0, a*x >= x — with
+the same single rounding of ``a*x``, and runs through ORT's vectorised per-channel broadcast.
+Slopes all at least 1 get ``Min(x, a*x)`` by the mirror argument. A PRelu whose slopes straddle
+1 (SINet has one: 2 of the first layer's 12 slopes exceed 1) gets ``Relu(x) - a*Relu(-x)``, also
+exact (negation is exact); ``Where(x > 0, x, a*x)`` measured no faster. TFLite keeps PRELU,
+which XNNPACK runs natively.
 """
 
 from __future__ import annotations
@@ -45,10 +47,11 @@ def prelu_to_max(src: Path, dest: Path) -> int:
             continue
         x, a, y = node.input[0], node.input[1], node.output[0]
         tag = f"{node.name or y}_prelu"
-        if float(slope.min()) >= 0.0 and float(slope.max()) <= 1.0:
+        if float(slope.max()) <= 1.0 or float(slope.min()) >= 1.0:
+            pick = "Max" if float(slope.max()) <= 1.0 else "Min"
             out_nodes += [
                 helper.make_node("Mul", [x, a], [f"{tag}_ax"], name=f"{tag}_mul"),
-                helper.make_node("Max", [x, f"{tag}_ax"], [y], name=f"{tag}_max"),
+                helper.make_node(pick, [x, f"{tag}_ax"], [y], name=f"{tag}_{pick.lower()}"),
             ]
         else:
             out_nodes += [

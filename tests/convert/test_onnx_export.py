@@ -108,10 +108,16 @@ def test_real_sinet_other_opset(official_weights: Path, tmp_path: Path) -> None:
     assert onnx.load(str(path)).opset_import[0].version == 13
 
 
-@pytest.mark.parametrize("low,high", [(0.0, 1.0), (-0.7, 1.3)])
-def test_prelu_rewrite_for_onnxruntime_is_exact(tmp_path: Path, low: float, high: float) -> None:
-    """PRelu → Max(x, a*x) (slopes in [0, 1]) or Relu(x) - a*Relu(-x): bit-identical outputs,
-    no PRelu left (onnxruntime's per-channel PRelu was half of SINet's time)."""
+@pytest.mark.parametrize(
+    "low,high,form",
+    [(0.0, 1.0, "Max"), (-0.9, 1.0, "Max"), (1.0, 2.5, "Min"), (-0.7, 1.3, "Sub")],
+)
+def test_prelu_rewrite_for_onnxruntime_is_exact(
+    tmp_path: Path, low: float, high: float, form: str
+) -> None:
+    """PRelu → Max(x, a*x) (slopes <= 1), Min(x, a*x) (slopes >= 1), else Relu(x) - a*Relu(-x):
+    bit-identical outputs, no PRelu left (onnxruntime's per-channel PRelu was half of SINet's
+    time)."""
     from sinet_deploy.convert.onnx_rewrite import prelu_to_max
 
     torch.manual_seed(0)
@@ -122,6 +128,8 @@ def test_prelu_rewrite_for_onnxruntime_is_exact(tmp_path: Path, low: float, high
     src = export_onnx(module, tmp_path / "p.onnx", cfg)
     dest = tmp_path / "p_ort.onnx"
     assert prelu_to_max(src, dest) == 1
-    assert "PRelu" not in graph_op_counts(dest)
+    counts = graph_op_counts(dest)
+    assert "PRelu" not in counts
+    assert counts.get(form) == 1
     x = np.random.default_rng(1).normal(size=(1, 3, 16, 24)).astype(np.float32)
     np.testing.assert_array_equal(_run(dest, x), _run(src, x))
