@@ -101,13 +101,11 @@ def _manifest_config(row: Row) -> str | None:
     manifest, or not a SINet export)."""
     if row.kind != "artifact" or not row.path:
         return None
-    from sinet_deploy.core.manifest import manifest_path
+    from sinet_deploy.core.manifest import manifest_or_none
 
     try:
-        manifest = json.loads(manifest_path(Path(row.path)).read_text())
-        source = manifest["source"]
-        config = source["config"]
-    except (OSError, ValueError, KeyError, TypeError):
+        config = manifest_or_none(Path(row.path))["source"]["config"]  # type: ignore[index]
+    except (KeyError, TypeError):
         return None
     return json.dumps(config, sort_keys=True) if isinstance(config, dict) and config else ""
 

@@ -7,7 +7,6 @@ them with :func:`~sinet_deploy.benchmark.timing.run_benchmark`.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,12 +108,10 @@ def _runtimes(options: BenchOptions) -> list[tuple[str, str]]:
 
 
 def _manifest_precision(artifact: Path) -> str | None:
-    from sinet_deploy.core.manifest import manifest_path
+    from sinet_deploy.core.manifest import manifest_or_none
 
-    try:
-        precision = json.loads(manifest_path(artifact).read_text()).get("precision")
-    except (OSError, ValueError, AttributeError):
-        return None
+    manifest = manifest_or_none(artifact)
+    precision = manifest.get("precision") if manifest else None
     return str(precision) if precision else None
 
 

@@ -735,16 +735,15 @@ def cuda_candidates(
 def artifact_input_size(path: str | Path, default: tuple[int, int] = (224, 224)) -> tuple[int, int]:
     """``(H, W)`` of an artifact from its manifest's first input, else from its file name
     (``sinet_<H>x<W>_...``), else ``default``."""
-    from sinet_deploy.core.manifest import manifest_path
+    from sinet_deploy.core.manifest import manifest_or_none
 
     try:
-        manifest = json.loads(manifest_path(Path(path)).read_text())
-        spec = manifest["inputs"][0]
+        spec = manifest_or_none(Path(path))["inputs"][0]  # type: ignore[index]
         shape = spec["shape"]
         if spec.get("layout") == "nchw":
             return int(shape[2]), int(shape[3])
         return int(shape[1]), int(shape[2])
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError):
         pass
     m = re.match(r"sinet_(\d+)x(\d+)_", Path(path).name)
     return (int(m.group(1)), int(m.group(2))) if m else default

@@ -6,8 +6,10 @@ size, dtype, layout, quantization and the meaning of the output all live here.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,10 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
             f"no manifest {path.name} beside {Path(artifact).name}",
             hint="artifacts made by `sinet-deploy export` carry one; re-export the model",
         )
+    return _load(path)
+
+
+def _load(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError, RecursionError) as exc:
@@ -89,3 +95,27 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ArtifactError(f"manifest {path} is not a JSON object", hint="re-export the model")
     return data
+
+
+def manifest_or_none(artifact: Path) -> dict[str, Any] | None:
+    """:func:`read_manifest`, or ``None`` when there is none or it is unreadable — for callers
+    that only enrich their output with it (a bench row's precision, size or MAC count).
+
+    Parsed once per file state: one bench asks up to three times per artifact.
+    """
+    path = manifest_path(Path(artifact))
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    data = _parsed(str(path), stat.st_mtime_ns, stat.st_size)
+    # A copy: the cached object must not change under a caller that edits its result.
+    return copy.deepcopy(data)
+
+
+@lru_cache(maxsize=64)
+def _parsed(path: str, _mtime_ns: int, _size: int) -> dict[str, Any] | None:
+    try:
+        return _load(Path(path))
+    except ArtifactError:
+        return None

@@ -279,11 +279,7 @@ class ForceFp16Runner:
         return self._res["model"]
 
     def specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
-        def spec(d: dict[str, Any]) -> TensorSpec:
-            shape = tuple(int(v) for v in d["shape"])
-            return TensorSpec(d["name"], shape, np.dtype(d["dtype"]).name, guess_layout(shape))
-
-        return [spec(d) for d in self._in], [spec(d) for d in self._out]
+        return [_spec(d) for d in self._in], [_spec(d) for d in self._out]
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         res = self._res
