@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -74,6 +76,18 @@ def test_fold_uses_three_ops_where_the_producer_can_absorb(deploy: nn.Module) ->
     rewritten = int8_form(deploy, Int8FormConfig(prelu="fold", leaky_slope=-4.0))
     folded = sum(isinstance(m, FoldedPReLU) for m in rewritten.modules())
     assert folded > 30  # every PReLU of SINet has a conv or an affine in front of it
+
+
+def test_prelu_with_one_shared_slope_becomes_a_single_leaky_relu(deploy: nn.Module) -> None:
+    shared = copy.deepcopy(deploy)
+    prelus = [m for m in shared.modules() if isinstance(m, nn.PReLU)]
+    with torch.no_grad():
+        prelus[0].weight.fill_(0.2)  # one shared slope: LEAKY_RELU
+        prelus[1].weight.fill_(1.0)  # slope 1 is the identity, not a leaky ReLU: the general form
+    rewritten = int8_form(shared, Int8FormConfig())
+    leaky = [m for m in rewritten.modules() if isinstance(m, nn.LeakyReLU)]
+    assert [m.negative_slope for m in leaky] == [pytest.approx(0.2)]
+    assert _max_diff(shared, rewritten, _images(3)) < TOL
 
 
 def test_onnx_export_of_int8_form_has_no_prelu_softmax_or_pool(deploy: nn.Module, tmp_path) -> None:  # type: ignore[no-untyped-def]
