@@ -743,7 +743,7 @@ def artifact_input_size(path: str | Path, default: tuple[int, int] = (224, 224))
         if spec.get("layout") == "nchw":
             return int(shape[2]), int(shape[3])
         return int(shape[1]), int(shape[2])
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, OverflowError):
         pass
     m = re.match(r"sinet_(\d+)x(\d+)_", Path(path).name)
     return (int(m.group(1)), int(m.group(2))) if m else default

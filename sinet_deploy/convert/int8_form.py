@@ -7,6 +7,8 @@ graph splits the model into another partition with a reference kernel in between
 int8 SINet ran as 34 partitions, 5x slower than fp32). Each rewrite here is an identity in real
 arithmetic, so the fp32 outputs stay those of the deploy form (tested to 1e-5):
 
+- a PReLU with one slope ``a`` for every channel (1/64 <= |a| <= 16, a != 1) is
+  ``leaky_relu(y, a)``: one op;
 - per-channel PReLU(y) = A*y + B*leaky_relu(y, s) with A = (a - s)/(1 - s), B = (1 - a)/(1 - s):
   ``leaky_relu(y, s) = relu(y) + s*min(y, 0)`` and ``y = relu(y) + min(y, 0)``, so two
   per-channel weights recover any slope ``a`` from one scalar-slope LEAKY_RELU (4 ops);
@@ -46,6 +48,11 @@ from sinet_deploy.models.deploy import (
 
 PReLUMode = Literal["keep", "combo", "fold"]
 
+# XNNPACK's int8 LEAKY_RELU refuses a negative-side scale below 2^-8 (slope times the input/output
+# scale ratio): slope 0 or a tiny one would leave the op outside the delegate. 1/64 keeps a 4x
+# margin for that ratio; smaller shared slopes take the general form.
+_LEAKY_MIN = 1.0 / 64.0
+
 
 @dataclass(frozen=True)
 class Int8FormConfig:
@@ -53,7 +60,8 @@ class Int8FormConfig:
 
     Attributes:
         prelu: ``"fold"`` (3 ops where the producer can absorb ``A``, else 4), ``"combo"``
-            (always the 4-op form) or ``"keep"`` (PReLU stays; XNNPACK will not take it).
+            (the 4-op form) or ``"keep"`` (PReLU stays; XNNPACK will not take it). With fold
+            or combo, a PReLU whose slopes are all equal is one LEAKY_RELU instead.
         leaky_slope: the scalar slope ``s`` of the LEAKY_RELU (any value but 1).
         avg_pool: rewrite average pools as depthwise convolutions.
         affine_conv: rewrite per-channel affines as 1×1 depthwise convolutions.
@@ -208,11 +216,12 @@ class _PReLURewriter:
     def __call__(self, prelu: nn.PReLU, producers: list[tuple[object, slice]]) -> nn.Module:
         """``producers``: (conv or Affine, channel slice of this PReLU it feeds) pairs."""
         slopes = prelu.weight.detach()
-        if bool((slopes == slopes.flatten()[0]).all()) and float(slopes.flatten()[0]) != 1.0:
+        first = float(slopes.flatten()[0])
+        if bool((slopes == first).all()) and _LEAKY_MIN <= abs(first) <= 16.0 and first != 1.0:
             # One slope for every channel (a model trained with an int8-friendly activation):
             # exactly a LEAKY_RELU, one int8 op instead of three or four.
             self.shared += 1
-            return nn.LeakyReLU(float(slopes.flatten()[0]))
+            return nn.LeakyReLU(first)
         s = self.cfg.leaky_slope
         a_coef, b_coef = _coefficients(prelu, s)
         if self.cfg.prelu == "fold" and producers and bool((a_coef > 1e-3).all()):

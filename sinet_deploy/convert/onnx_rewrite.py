@@ -7,8 +7,9 @@ slope is at most 1, negative slopes included — for x >= 0, x >= a*x; for x < 0
 the same single rounding of ``a*x``, and runs through ORT's vectorised per-channel broadcast.
 Slopes all at least 1 get ``Min(x, a*x)`` by the mirror argument. A PRelu whose slopes straddle
 1 (SINet has one: 2 of the first layer's 12 slopes exceed 1) gets ``Relu(x) - a*Relu(-x)``, also
-exact (negation is exact); ``Where(x > 0, x, a*x)`` measured no faster. TFLite keeps PRELU,
-which XNNPACK runs natively.
+exact (negation is exact); ``Where(x > 0, x, a*x)`` measured no faster. Exact means the same
+values: only the sign of a zero output can differ (PRelu(+0) with a negative slope is -0).
+TFLite keeps PRELU, which XNNPACK runs natively.
 """
 
 from __future__ import annotations

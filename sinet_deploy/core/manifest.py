@@ -105,16 +105,20 @@ def manifest_or_none(artifact: Path) -> dict[str, Any] | None:
     """
     path = manifest_path(Path(artifact))
     try:
-        stat = path.stat()
+        st = path.stat()
     except OSError:
         return None
-    data = _parsed(str(path), stat.st_mtime_ns, stat.st_size)
-    # A copy: the cached object must not change under a caller that edits its result.
-    return copy.deepcopy(data)
+    # Inode and ctime too: an atomic rewrite of the same size within one mtime tick is new.
+    data = _parsed(str(path), st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+    try:
+        # A copy: the cached object must not change under a caller that edits its result.
+        return copy.deepcopy(data)
+    except RecursionError:  # nesting the parser accepted but deepcopy's deeper stack does not
+        return None
 
 
 @lru_cache(maxsize=64)
-def _parsed(path: str, _mtime_ns: int, _size: int) -> dict[str, Any] | None:
+def _parsed(path: str, *_state: int) -> dict[str, Any] | None:
     try:
         return _load(Path(path))
     except ArtifactError:

@@ -84,6 +84,7 @@ def test_prelu_with_one_shared_slope_becomes_a_single_leaky_relu(deploy: nn.Modu
     with torch.no_grad():
         prelus[0].weight.fill_(0.2)  # one shared slope: LEAKY_RELU
         prelus[1].weight.fill_(1.0)  # slope 1 is the identity, not a leaky ReLU: the general form
+        prelus[2].weight.fill_(0.0)  # XNNPACK's int8 LEAKY_RELU refuses slope 0: general form
     rewritten = int8_form(shared, Int8FormConfig())
     leaky = [m for m in rewritten.modules() if isinstance(m, nn.LeakyReLU)]
     assert [m.negative_slope for m in leaky] == [pytest.approx(0.2)]

@@ -116,8 +116,8 @@ def test_prelu_rewrite_for_onnxruntime_is_exact(
     tmp_path: Path, low: float, high: float, form: str
 ) -> None:
     """PRelu → Max(x, a*x) (slopes <= 1), Min(x, a*x) (slopes >= 1), else Relu(x) - a*Relu(-x):
-    bit-identical outputs, no PRelu left (onnxruntime's per-channel PRelu was half of SINet's
-    time)."""
+    the same values (assert_array_equal: a zero's sign may differ), no PRelu left (onnxruntime's
+    per-channel PRelu was half of SINet's time)."""
     from sinet_deploy.convert.onnx_rewrite import prelu_to_max
 
     torch.manual_seed(0)
