@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from sinet_deploy.benchmark.timing import artifact_input_size
@@ -16,6 +17,17 @@ def _write(path: Path, text: str, mtime_s: int) -> None:
 
 
 def test_missing_broken_or_deeply_nested_manifest_is_none(tmp_path: Path) -> None:
+    # Python's default limit, whatever an earlier test's library raised it to: the nesting below
+    # is sized against it.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    try:
+        _check_broken_manifests(tmp_path)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _check_broken_manifests(tmp_path: Path) -> None:
     artifact = tmp_path / "sinet_96x128_fp32.tflite"
     assert manifest_or_none(artifact) is None
     sidecar = tmp_path / "sinet_96x128_fp32.json"
