@@ -211,7 +211,6 @@ class _PReLURewriter:
         self.cfg = config
         self.folded = 0
         self.unfolded = 0
-        self.shared = 0
 
     def __call__(self, prelu: nn.PReLU, producers: list[tuple[object, slice]]) -> nn.Module:
         """``producers``: (conv or Affine, channel slice of this PReLU it feeds) pairs."""
@@ -220,7 +219,6 @@ class _PReLURewriter:
         if bool((slopes == first).all()) and _LEAKY_MIN <= abs(first) <= 16.0 and first != 1.0:
             # One slope for every channel (a model trained with an int8-friendly activation):
             # exactly a LEAKY_RELU, one int8 op instead of three or four.
-            self.shared += 1
             return nn.LeakyReLU(first)
         s = self.cfg.leaky_slope
         a_coef, b_coef = _coefficients(prelu, s)
